@@ -1,0 +1,45 @@
+# guichet — the two commands: `make run` (the product on SQLite) and `make test` (the whole CI).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test test-deps lint typecheck unit bench clean help
+
+help:
+	@echo "make run    install and run guichet on the embedded default (SQLite, ./var)"
+	@echo "make test   install the test dependencies (Debian + PyPI) and run every check"
+	@echo "make bench  gateway full chain vs a bare endpoint, same TLS setup"
+
+$(BIN)/guichet: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/guichet pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/guichet
+	$(BIN)/guichet run
+
+test-deps:
+	scripts/install-test-deps.sh
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy src
+
+unit: $(VENV)/.dev
+	$(BIN)/pytest -n 2 --dist loadfile -q
+
+test: test-deps $(VENV)/.dev lint typecheck unit
+
+bench: $(BIN)/guichet
+	$(BIN)/python -m bench.gateway
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

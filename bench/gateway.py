@@ -1,0 +1,232 @@
+"""Benchmark: the sandbox SPI endpoint through the full chain vs a bare endpoint, same TLS.
+
+Both servers run in their own process with the same server certificate, the same
+client-certificate request (mutual TLS) and the same uvicorn protocol; the same load
+generator drives each in turn with the same concurrency and keep-alive connections.
+The gateway side does everything a real call does: certificate, IP, token (ES256,
+certificate-bound), identity, rights, quota, SQLite read, field filtering, and a
+durable journal record before the response.
+
+    python -m bench.gateway [--seconds 10] [--concurrency 32]
+
+Prints requests/s, p50 and p99 latency of both, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from tests.support.postgres import free_port
+
+PERSONA = "3999999930262"
+
+
+def _bare_server(port: int, pki_dir: str, body: bytes) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from guichet.gateway.tls import build_server_ssl_context, make_server
+
+    async def endpoint(_: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    app = Starlette(routes=[Route("/bare/{spi}/{annrev}", endpoint)])
+    pki = Path(pki_dir)
+    context = build_server_ssl_context(pki / "server.crt", pki / "server.key", [pki / "ca.crt"])
+    server = make_server(app, host="127.0.0.1", port=port, ssl_context=context)
+    asyncio.run(server.serve())
+
+
+async def _drive(
+    url: str,
+    ctx: ssl.SSLContext,
+    headers: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    max_requests: int,
+) -> tuple[int, list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(verify=ctx, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline and len(latencies) < max_requests:
+                started = time.perf_counter()
+                h = dict(headers)
+                h["X-Correlation-ID"] = str(uuid.uuid4())
+                r = await client.get(url, headers=h)
+                if r.status_code != 200:
+                    errors += 1
+                latencies.append(time.perf_counter() - started)
+
+        # Warm up the connections, then measure.
+        await asyncio.gather(
+            *(
+                client.get(url, headers={**headers, "X-Correlation-ID": str(uuid.uuid4())})
+                for _ in range(concurrency)
+            )
+        )
+        started = time.perf_counter()
+        deadline = started + seconds
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return int(len(latencies) / elapsed), latencies, errors
+
+
+def _wait(url: str, ctx: ssl.SSLContext) -> None:
+    for _ in range(300):
+        try:
+            httpx.get(url, verify=ctx, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _report(name: str, rps: int, lat: list[float], errors: int) -> dict[str, float]:
+    q = statistics.quantiles(lat, n=100)
+    row = {
+        "rps": rps,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+        "errors": errors,
+        "requests": len(lat),
+    }
+    print(
+        f"{name:<28} {rps:>8} req/s   p50 {row['p50_ms']:7.2f} ms   p99 {row['p99_ms']:7.2f} ms"
+        f"   {len(lat)} requests, {errors} non-200"
+    )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="measure each side this long")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--max-requests", type=int, default=200_000, help="upper bound per side")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="guichet-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUICHET_")}
+    env["GUICHET_DATA_DIR"] = str(data_dir)
+    env["GUICHET_LOG_LEVEL"] = "WARNING"
+    print(f"initialising {data_dir} …", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "guichet", "init", "--households", "2000"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    creds = json.loads((data_dir / "demo" / "credentials.json").read_text())
+    # The benchmark is about throughput, not quota: raise the demo's quota out of the way.
+    from sqlalchemy import update
+
+    from guichet.db import make_engine, make_sessionmaker, transaction
+    from guichet.gateway.policy import bump_generation
+    from guichet.habilitation.models import Habilitation
+
+    factory = make_sessionmaker(make_engine(f"sqlite:///{data_dir / 'guichet.db'}"))
+    with transaction(factory) as s:
+        s.execute(
+            update(Habilitation).values(quotas={"impot_particulier": 10_000_000, "r2p": 10_000_000})
+        )
+        bump_generation(s)
+
+    gw_port, bare_port = free_port(), free_port()
+    gateway = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "guichet",
+            "serve",
+            "gateway",
+            "--environment",
+            "sandbox",
+            "--port",
+            str(gw_port),
+        ],
+        env=env,
+    )
+    ctx = ssl.create_default_context(cafile=creds["ca_file"])
+    ctx.load_cert_chain(creds["cert_file"], creds["key_file"])
+    try:
+        gw = f"https://127.0.0.1:{gw_port}"
+        _wait(gw + "/healthz", ctx)
+        token = httpx.post(
+            gw + "/token",
+            verify=ctx,
+            data={"grant_type": "client_credentials"},
+            auth=(creds["client_id"], creds["client_secret"]),
+        ).json()["access_token"]
+        year = time.gmtime().tm_year - 1
+        path = f"/impotparticulier/1.0/spi/{PERSONA}/situations/ir/assiettes/annrev/{year}"
+        headers = {"Authorization": f"Bearer {token}"}
+        sample = httpx.get(
+            gw + path, verify=ctx, headers={**headers, "X-Correlation-ID": str(uuid.uuid4())}
+        )
+        assert sample.status_code == 200, sample.text
+        bare = multiprocessing.get_context("spawn").Process(
+            target=_bare_server,
+            args=(bare_port, str(data_dir / "pki"), sample.content),
+            daemon=True,
+        )
+        bare.start()
+        bare_url = f"https://127.0.0.1:{bare_port}/bare/{PERSONA}/{year}"
+        _wait(bare_url, ctx)
+
+        print(
+            f"\n{args.concurrency} concurrent keep-alive connections, "
+            f"{args.seconds:.0f} s per side, mutual TLS\n"
+        )
+        b = _report(
+            "bare Starlette endpoint",
+            *asyncio.run(
+                _drive(bare_url, ctx, {}, args.seconds, args.concurrency, args.max_requests)
+            ),
+        )
+        g = _report(
+            "gateway, full chain",
+            *asyncio.run(
+                _drive(gw + path, ctx, headers, args.seconds, args.concurrency, args.max_requests)
+            ),
+        )
+        print(
+            f"\nthroughput ratio gateway/bare: {g['rps'] / b['rps']:.2f}   "
+            f"p50 ratio: {g['p50_ms'] / b['p50_ms']:.2f}   (aim: throughput ratio ≥ 0.50)"
+        )
+        bare.terminate()
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(30)
+    verify = subprocess.run(
+        [sys.executable, "-m", "guichet", "journal", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    print("journal verify:", "ok" if verify.returncode == 0 else verify.stdout + verify.stderr)
+
+
+if __name__ == "__main__":
+    main()

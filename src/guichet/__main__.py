@@ -1,0 +1,5 @@
+"""``python -m guichet`` is the ``guichet`` command."""
+
+from guichet.cli import main
+
+main()

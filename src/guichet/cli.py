@@ -1,0 +1,361 @@
+"""The ``guichet`` command: run the product, and operate it (habilitations, journal, sandbox…)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from guichet import __version__
+from guichet.logs import configure as configure_logs
+from guichet.settings import get_settings, use_settings, with_overrides
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+app = typer.Typer(
+    name="guichet",
+    help="Publish a data provider's APIs to habilitated partners, "
+    "enforcing each convention on every call.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+habilitation_app = typer.Typer(
+    help="List habilitations; suspend, resume or revoke one.", no_args_is_help=True
+)
+serve_app = typer.Typer(
+    help="Serve one origin (for deployments with several workers).", no_args_is_help=True
+)
+app.add_typer(habilitation_app, name="habilitation")
+app.add_typer(serve_app, name="serve")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="GUICHET_DATA_DIR",
+        help="Data directory [default: ./var].",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"guichet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    data_dir: DataDir = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """guichet — API platform of a public data provider."""
+    if data_dir is not None:
+        use_settings(with_overrides(data_dir=data_dir))
+    configure_logs(get_settings().log_level)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]Erreur :[/] {message}")
+    return typer.Exit(code)
+
+
+# ---------------------------------------------------------------- run / init
+
+
+@app.command()
+def init(
+    households: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Sandbox households on first start.")
+    ] = 10_000,
+) -> None:
+    """Initialise the data directory: database, keys, local CA, sandbox, demo partner.
+
+    Idempotent: a second run changes nothing.
+    """
+    _initialise(households)
+
+
+def _initialise(households: int) -> tuple[object, Path]:
+    from guichet.demo import initialise
+    from guichet.runtime import open_runtime
+
+    started = time.monotonic()
+    runtime = open_runtime()
+    with console.status("Initialisation du répertoire de données…"):
+        report = initialise(runtime, households=households)
+    if report.seeded_households:
+        console.print(f"Bac à sable : {report.seeded_households} foyers fictifs générés.")
+    if report.demo_created:
+        console.print(f"Partenaire de démonstration créé : {report.credentials_file}")
+    console.print(
+        f"Prêt en {time.monotonic() - started:.1f} s — {runtime.settings.data_dir.resolve()}"
+    )
+    return runtime, report.credentials_file
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].")] = None,
+    portal_port: Annotated[int | None, typer.Option(help="Portal (HTTP) [default: 8000].")] = None,
+    sandbox_port: Annotated[
+        int | None, typer.Option(help="Sandbox gateway (HTTPS) [default: 8443].")
+    ] = None,
+    production_port: Annotated[
+        int | None, typer.Option(help="Production gateway (HTTPS) [default: 9443].")
+    ] = None,
+    households: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Sandbox households on first start.")
+    ] = 10_000,
+) -> None:
+    """Run the whole product on the embedded default: portal, sandbox and production gateways.
+
+    The first start initialises the data directory; later starts reuse it unchanged.
+    Stops cleanly on Ctrl-C / SIGTERM.
+    """
+    settings = with_overrides(
+        data_dir=get_settings().data_dir,
+        host=host,
+        portal_port=portal_port,
+        sandbox_port=sandbox_port,
+        production_port=production_port,
+    )
+    use_settings(settings)
+    from guichet.habilitation.models import Environment
+    from guichet.platform import Listener, Platform, TlsFiles, bind, serve
+    from guichet.runtime import Runtime
+
+    runtime, credentials_file = _initialise(households)
+    assert isinstance(runtime, Runtime)
+    pki_dir = settings.data_dir / "pki"
+    tls = TlsFiles(
+        server_cert=settings.server_cert_file or pki_dir / "server.crt",
+        server_key=settings.server_key_file or pki_dir / "server.key",
+        client_cas=[pki_dir / "ca.crt"],
+    )
+    try:
+        socks = {
+            "portal": bind(settings.host, settings.portal_port),
+            "sandbox": bind(settings.host, settings.sandbox_port),
+            "production": bind(settings.host, settings.production_port),
+        }
+    except OSError as exc:
+        raise fail(f"impossible d'écouter sur {settings.host} : {exc.strerror}.") from None
+    platform = Platform(runtime, tls)
+    context = platform.ssl_context()
+    listeners = [
+        Listener("portal", platform.portal_app(), socks["portal"], None),
+        Listener("sandbox", platform.gateway_app(Environment.SANDBOX), socks["sandbox"], context),
+        Listener(
+            "production", platform.gateway_app(Environment.PRODUCTION), socks["production"], context
+        ),
+    ]
+    _print_banner(settings.portal_port, credentials_file)
+    asyncio.run(serve(platform, listeners))
+    console.print("Arrêté proprement.")
+
+
+def _print_banner(portal_port: int, credentials_file: Path) -> None:
+    from guichet.demo import demo_curl
+
+    settings = get_settings()
+    creds = json.loads(credentials_file.read_text())
+    year = time.gmtime().tm_year - 1
+    console.print()
+    console.print(f"[bold]Portail[/]            http://{settings.host}:{portal_port}")
+    console.print(f"[bold]Bac à sable[/]        {settings.public_url('sandbox')}")
+    console.print(f"[bold]Production[/]         {settings.public_url('production')}")
+    console.print(f"[bold]Identifiants démo[/]  {credentials_file.parent}")
+    console.print("\nEssayez (bac à sable, persona 3999999930262) :\n")
+    console.print(
+        demo_curl(credentials_file, creds, "3999999930262", year),
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    console.print("\nCtrl-C pour arrêter.")
+
+
+@serve_app.command("gateway")
+def serve_gateway(
+    environment: Annotated[str, typer.Option(help="sandbox or production.")],
+    port: Annotated[int, typer.Option(help="Listen port.")],
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (SO_REUSEPORT).")
+    ] = 1,
+    tls: Annotated[bool, typer.Option(help="Terminate TLS here (off behind a TLS proxy).")] = True,
+) -> None:
+    """Serve one gateway origin, e.g. several workers behind nginx, sharing Redis for quotas."""
+    from guichet.workers import serve_origin
+
+    settings = get_settings()
+    if environment not in ("sandbox", "production"):
+        raise fail("--environment vaut sandbox ou production.")
+    serve_origin(settings, environment, host or settings.host, port, workers, tls)
+
+
+@serve_app.command("portal")
+def serve_portal(
+    port: Annotated[int, typer.Option(help="Listen port.")],
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+) -> None:
+    """Serve the portal origin alone."""
+    from guichet.workers import serve_origin
+
+    settings = get_settings()
+    serve_origin(settings, "portal", host or settings.host, port, 1, False)
+
+
+# ---------------------------------------------------------------- habilitations
+
+
+@habilitation_app.command("list")
+def habilitation_list(
+    environment: Annotated[str | None, typer.Option(help="Only this environment.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show habilitations with their ids, status, APIs and quotas."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from guichet.habilitation.models import Habilitation
+    from guichet.runtime import open_runtime
+
+    runtime = open_runtime()
+    with runtime.session_factory() as session:
+        query = (
+            select(Habilitation)
+            .options(selectinload(Habilitation.organisation))
+            .order_by(Habilitation.created_at)
+        )
+        habs = [h for h in session.scalars(query) if environment in (None, h.environment.value)]
+        rows: list[dict[str, Any]] = [
+            {
+                "id": str(h.id),
+                "organisation": h.organisation.name,
+                "siret": h.organisation.siret,
+                "environment": h.environment.value,
+                "status": h.status.value,
+                "demarche": h.demarche,
+                "apis": h.apis,
+                "quotas": h.quotas,
+                "ip_ranges": h.ip_ranges,
+            }
+            for h in habs
+        ]
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        console.print("Aucune habilitation.")
+        return
+    table = Table(title="Habilitations")
+    for col in ("id", "organisation", "environnement", "statut", "API", "quotas / min"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        quotas = ", ".join(f"{k} {v}" for k, v in r["quotas"].items())
+        table.add_row(
+            r["id"], r["organisation"], r["environment"], r["status"], ", ".join(r["apis"]), quotas
+        )
+    out.print(table)
+
+
+def _transition(ident: str, action: str, reason: str, actor: str) -> None:
+    from guichet.db import transaction
+    from guichet.habilitation.service import (
+        Action,
+        HabilitationError,
+        find_habilitation,
+        transition,
+    )
+    from guichet.runtime import open_runtime
+
+    runtime = open_runtime()
+    try:
+        with transaction(runtime.session_factory) as session:
+            hab = find_habilitation(session, ident)
+            transition(
+                session, hab, Action(action), reason=reason, actor=actor, now=runtime.clock.now()
+            )
+            hab_id, status = hab.id, hab.status.value
+    except HabilitationError as exc:
+        raise fail(str(exc)) from None
+    # Workers poll the policy generation; waiting one interval means that when this command
+    # returns, every worker already applies the change to the very next call.
+    time.sleep(runtime.settings.cache_poll_interval * 2)
+    console.print(f"Habilitation {hab_id} : [bold]{status}[/] ({reason}).")
+
+
+Reason = Annotated[
+    str, typer.Option("--reason", help="Why (recorded in the habilitation's events).")
+]
+Actor = Annotated[str, typer.Option("--actor", help="Who acts (recorded).")]
+
+
+@habilitation_app.command("suspend")
+def habilitation_suspend(
+    ident: Annotated[str, typer.Argument(help="Habilitation id (or 8+ first characters).")],
+    reason: Reason,
+    actor: Actor = "operator",
+) -> None:
+    """Suspend: every call is refused from the very next one, tokens already issued included."""
+    _transition(ident, "suspend", reason, actor)
+
+
+@habilitation_app.command("resume")
+def habilitation_resume(
+    ident: Annotated[str, typer.Argument(help="Habilitation id (or 8+ first characters).")],
+    reason: Reason,
+    actor: Actor = "operator",
+) -> None:
+    """Resume a suspended habilitation."""
+    _transition(ident, "resume", reason, actor)
+
+
+@habilitation_app.command("revoke")
+def habilitation_revoke(
+    ident: Annotated[str, typer.Argument(help="Habilitation id (or 8+ first characters).")],
+    reason: Reason,
+    actor: Actor = "operator",
+) -> None:
+    """Terminate immediately (security); final."""
+    _transition(ident, "revoke", reason, actor)
+
+
+def _mount_domain_commands() -> None:
+    from guichet.journal.cli import app as journal_app
+    from guichet.records.cli import app as data_app
+    from guichet.sandbox.cli import app as sandbox_app
+
+    app.add_typer(
+        journal_app, name="journal", help="Verify, export and purge the exchange journal."
+    )
+    app.add_typer(sandbox_app, name="sandbox", help="The sandbox's fictive population.")
+    app.add_typer(data_app, name="data", help="Load the provider's records into a store.")
+
+
+_mount_domain_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

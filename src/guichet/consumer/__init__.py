@@ -1,0 +1,1 @@
+"""guichet.consumer."""

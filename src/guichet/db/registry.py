@@ -1,0 +1,10 @@
+"""Imports every model module, so ``Base.metadata`` knows every table (Alembic, tests)."""
+
+from guichet.db import models as _db  # noqa: F401
+from guichet.db.base import Base
+from guichet.habilitation import models as _habilitation  # noqa: F401
+from guichet.journal import models as _journal  # noqa: F401
+from guichet.oauth import models as _oauth  # noqa: F401
+from guichet.records import models as _records  # noqa: F401
+
+metadata = Base.metadata

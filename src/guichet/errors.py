@@ -1,0 +1,231 @@
+"""Domain errors: each has a stable ``code``; one handler turns them into RFC 9457 problems."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GuichetError(Exception):
+    """A refusal or failure the caller is told about; never carries personal data."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Erreur technique"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.field = field
+        self.retry_after = retry_after
+
+
+# 400 — bad input
+class BadRequest(GuichetError):
+    status = 400
+    code = "invalid_request"
+    title = "Requête invalide"
+
+
+class CorrelationIdInvalid(BadRequest):
+    code = "correlation_id_invalid"
+    title = "En-tête X-Correlation-ID absent ou invalide"
+
+
+class ParameterInvalid(BadRequest):
+    code = "parameter_invalid"
+    title = "Paramètre invalide"
+
+
+class SpiInvalid(BadRequest):
+    code = "spi_invalid"
+    title = "Numéro SPI invalide"
+
+
+# 401 — who are you
+class Unauthenticated(GuichetError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentification requise"
+
+
+class CertificateMissing(Unauthenticated):
+    code = "certificate_missing"
+    title = "Certificat client absent"
+
+
+class CertificateInvalid(Unauthenticated):
+    code = "certificate_invalid"
+    title = "Certificat client invalide"
+
+
+class CertificateExpired(Unauthenticated):
+    code = "certificate_expired"
+    title = "Certificat client hors de sa période de validité"
+
+
+class CertificateUntrusted(Unauthenticated):
+    code = "certificate_untrusted"
+    title = "Certificat client non reconnu par l'autorité de confiance"
+
+
+class CertificateNotDeclared(Unauthenticated):
+    code = "certificate_not_declared"
+    title = "Certificat client non déclaré dans l'habilitation"
+
+
+class TokenMissing(Unauthenticated):
+    code = "token_missing"
+    title = "Jeton d'accès absent"
+
+
+class TokenInvalid(Unauthenticated):
+    code = "token_invalid"
+    title = "Jeton d'accès invalide"
+
+
+class TokenExpired(Unauthenticated):
+    code = "token_expired"
+    title = "Jeton d'accès expiré"
+
+
+class TokenRevoked(Unauthenticated):
+    code = "token_revoked"
+    title = "Jeton d'accès révoqué"
+
+
+class TokenWrongAudience(Unauthenticated):
+    code = "token_wrong_audience"
+    title = "Jeton d'accès émis pour un autre environnement"
+
+
+class TokenCertificateMismatch(Unauthenticated):
+    code = "token_certificate_mismatch"
+    title = "Jeton d'accès lié à un autre certificat"
+
+
+# 403 — no right
+class Forbidden(GuichetError):
+    status = 403
+    code = "forbidden"
+    title = "Accès refusé"
+
+
+class IpNotAllowed(Forbidden):
+    code = "ip_not_allowed"
+    title = "Adresse IP non déclarée dans l'habilitation"
+
+
+class HabilitationUnknown(Forbidden):
+    code = "habilitation_unknown"
+    title = "Aucune habilitation pour ce client"
+
+
+class HabilitationSuspended(Forbidden):
+    code = "habilitation_suspended"
+    title = "Habilitation suspendue"
+
+
+class HabilitationTerminated(Forbidden):
+    code = "habilitation_terminated"
+    title = "Habilitation résiliée"
+
+
+class HabilitationWrongEnvironment(Forbidden):
+    code = "habilitation_wrong_environment"
+    title = "Habilitation d'un autre environnement"
+
+
+class HabilitationOutOfDates(Forbidden):
+    code = "habilitation_out_of_dates"
+    title = "Habilitation hors de sa période de validité"
+
+
+class ApiNotSubscribed(Forbidden):
+    code = "api_not_subscribed"
+    title = "API non couverte par l'habilitation"
+
+
+class ScopeNotGranted(Forbidden):
+    code = "scope_not_granted"
+    title = "Portée de ressource absente du jeton"
+
+
+class DataScopeNotGranted(Forbidden):
+    code = "data_scope_not_granted"
+    title = "Aucune donnée de cette ressource n'est couverte par l'habilitation"
+
+
+class YearNotGranted(Forbidden):
+    code = "year_not_granted"
+    title = "Année de revenus non couverte par l'habilitation"
+
+
+class AccessModeNotGranted(Forbidden):
+    code = "access_mode_not_granted"
+    title = "Mode d'accès non couvert par l'habilitation"
+
+
+class TooManyAnswers(Forbidden):
+    code = "too_many_answers"
+    title = "Plusieurs personnes correspondent à ces critères"
+
+
+class NotCommunicable(Forbidden):
+    code = "not_communicable"
+    title = "Données non communicables"
+
+
+# 404 — nothing for this person
+class NotFound(GuichetError):
+    status = 404
+    code = "not_found"
+    title = "Aucune information pour cette identité"
+
+
+class RouteNotFound(NotFound):
+    code = "route_not_found"
+    title = "Ressource inconnue"
+
+
+class MethodNotAllowed(GuichetError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Méthode non autorisée"
+
+
+# 429 — quota
+class QuotaExceeded(GuichetError):
+    status = 429
+    code = "quota_exceeded"
+    title = "Quota d'appels dépassé"
+
+
+# 5xx
+class InternalError(GuichetError):
+    status = 500
+    code = "internal_error"
+    title = "Erreur technique"
+
+
+class Maintenance(GuichetError):
+    status = 503
+    code = "maintenance"
+    title = "Service en maintenance"
+
+
+class JournalUnavailable(GuichetError):
+    status = 503
+    code = "journal_unavailable"
+    title = "Journal des échanges indisponible : aucune donnée n'est transmise"
+
+
+class UpstreamUnavailable(GuichetError):
+    status = 503
+    code = "upstream_unavailable"
+    title = "Service tiers indisponible"

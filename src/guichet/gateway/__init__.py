@@ -1,0 +1,1 @@
+"""The gateway: the per-call control chain in front of every API."""

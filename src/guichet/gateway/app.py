@@ -1,0 +1,283 @@
+"""One environment's gateway origin: OAuth endpoints, API operations behind the control chain.
+
+A call: correlation id → control chain (``gateway.chain``) → operation input and rights →
+quota → backend → journal record committed → response. Any refusal is journaled too and
+answered as RFC 9457 problem+json; no data leaves unless every step passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from guichet import errors
+from guichet.apis import load_openapi
+from guichet.catalog.products import PRODUCTS, ApiProduct, Operation
+from guichet.clock import Clock
+from guichet.gateway import edge
+from guichet.gateway.chain import ControlChain
+from guichet.gateway.context import ApiResponse, CallContext, OperationHandler
+from guichet.gateway.metrics import CALLS, LATENCY
+from guichet.gateway.policy import PolicyCache
+from guichet.gateway.problem import problem_response
+from guichet.gateway.quota import QuotaService, ratelimit_headers
+from guichet.habilitation.models import Environment
+from guichet.journal.service import JournalEntry, JournalWriter
+from guichet.logs import event
+from guichet.secrets import MasterSecret
+from guichet.settings import Network
+
+log = logging.getLogger(__name__)
+
+OPENAPI_DOCUMENTS = {"impotparticulier": "impot_particulier", "r2p": "r2p"}
+
+
+@dataclass
+class GatewayDeps:
+    environment: Environment
+    public_url: str
+    session_factory: sessionmaker[Session]
+    master: MasterSecret
+    clock: Clock
+    cache: PolicyCache
+    chain: ControlChain
+    journal: JournalWriter
+    quota: QuotaService
+    operations: dict[str, OperationHandler]
+    trusted_proxies: list[Network]
+    client_cert_header: str = "Client-Cert"
+    maintenance: bool = False
+    maintenance_retry_after: int = 600
+
+
+def _correlation_id(request: Request) -> tuple[str, bool]:
+    """The caller's ``X-Correlation-ID`` if it is a UUID; else a fresh one and ``False``."""
+    raw = request.headers.get("x-correlation-id")
+    if raw:
+        try:
+            return str(uuid.UUID(raw.strip())), True
+        except ValueError:
+            pass
+    return str(uuid.uuid4()), False
+
+
+class GatewayCall:
+    """The ASGI endpoint of one API operation (or of an unknown path, operation=None)."""
+
+    def __init__(
+        self,
+        deps: GatewayDeps,
+        product: ApiProduct | None,
+        operation: Operation | None,
+        handler: OperationHandler | None,
+    ) -> None:
+        self.deps = deps
+        self.product = product
+        self.operation = operation
+        self.handler = handler
+        self._op_name = operation.name if operation else "unknown"
+        self._api = product.key if product else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        deps = self.deps
+        started = time.perf_counter()
+        request = Request(scope, receive)
+        correlation_id, cid_ok = _correlation_id(request)
+        ctx = CallContext(
+            environment=deps.environment,
+            correlation_id=correlation_id,
+            source_ip=edge.client_ip(scope, deps.trusted_proxies),
+            now=deps.clock.now(),
+            method=scope["method"],
+            path=scope["path"],
+            authorization=request.headers.get("authorization"),
+            product=self.product,
+            operation=self.operation,
+        )
+        headers: dict[str, str] = {}
+        try:
+            response = await self._run(ctx, request, scope, cid_ok, headers)
+            outcome = "ok"
+        except errors.GuichetError as exc:
+            outcome = exc.code
+            ctx.data_scopes_returned = []
+            response = problem_response(exc, correlation_id, ctx.path, headers)
+        except Exception:
+            # Never a stack trace to the caller; the log carries ids, not personal data.
+            event(
+                log,
+                "gateway.internal_error",
+                logging.ERROR,
+                correlation_id=correlation_id,
+                operation=self._op_name,
+            )
+            log.exception("gateway.internal_error.trace")
+            outcome = "internal_error"
+            ctx.data_scopes_returned = []
+            response = problem_response(errors.InternalError(), correlation_id, ctx.path)
+        latency = time.perf_counter() - started
+        try:
+            await deps.journal.append(
+                self._journal_entry(ctx, outcome, response.status_code, latency)
+            )
+        except errors.JournalUnavailable as exc:
+            event(log, "gateway.journal_unavailable", logging.ERROR, correlation_id=correlation_id)
+            outcome = exc.code
+            response = problem_response(exc, correlation_id, ctx.path)
+        CALLS.labels(deps.environment.value, self._api or "none", outcome).inc()
+        LATENCY.labels(deps.environment.value).observe(time.perf_counter() - started)
+        await response(scope, receive, send)
+
+    async def _run(
+        self,
+        ctx: CallContext,
+        request: Request,
+        scope: Scope,
+        cid_ok: bool,
+        headers: dict[str, str],
+    ) -> Response:
+        deps = self.deps
+        if deps.maintenance:
+            raise errors.Maintenance(
+                "Intervention programmée en cours.", retry_after=deps.maintenance_retry_after
+            )
+        presented = edge.client_certificate(scope, deps.trusted_proxies, deps.client_cert_header)
+        if presented is not None:
+            ctx.certificate = presented.certificate
+            ctx.cert_thumbprint = presented.thumbprint
+        if not cid_ok:
+            raise errors.CorrelationIdInvalid(
+                "L'en-tête X-Correlation-ID doit contenir un UUID.", field="X-Correlation-ID"
+            )
+        if self.handler is None or self.product is None:
+            raise errors.RouteNotFound(f"Aucune ressource {ctx.method} {ctx.path}.")
+        if ctx.method not in ("GET", "HEAD"):
+            raise errors.MethodNotAllowed(f"{ctx.method} n'est pas permis ici ; utilisez GET.")
+        deps.chain.run(ctx)
+        params = self.handler.parse(request)
+        ctx.subject_spi = getattr(params, "spi", None)
+        self.handler.authorize(ctx, params)
+        assert ctx.habilitation is not None
+        limit = int(
+            ctx.habilitation.quotas.get(self.product.key, self.product.default_quota_per_minute)
+        )
+        decision = await deps.quota.hit(f"{ctx.habilitation.id}:{self.product.key}", limit)
+        headers.update(ratelimit_headers(decision))
+        if not decision.allowed:
+            raise errors.QuotaExceeded(
+                f"Quota de {limit} appels par minute atteint.", retry_after=decision.retry_after
+            )
+        result: ApiResponse = await self.handler.fetch(ctx, params)
+        headers["X-Correlation-ID"] = ctx.correlation_id
+        headers["Cache-Control"] = "no-store"
+        return Response(
+            json.dumps(result.body, ensure_ascii=False, separators=(",", ":")),
+            status_code=result.status,
+            media_type=result.media_type,
+            headers=headers,
+        )
+
+    def _journal_entry(
+        self, ctx: CallContext, outcome: str, status: int, latency: float
+    ) -> JournalEntry:
+        hab = ctx.habilitation
+        return JournalEntry(
+            id=uuid.uuid4(),
+            at=ctx.now,
+            environment=ctx.environment.value,
+            correlation_id=ctx.correlation_id,
+            partner_id=hab.organisation_id if hab else None,
+            habilitation_id=hab.id if hab else None,
+            client_id=ctx.client.client_id if ctx.client else None,
+            api=self._api,
+            operation=f"{ctx.method} {self._op_name}",
+            source_ip=ctx.source_ip,
+            cert_thumbprint=ctx.cert_thumbprint,
+            subject=self.deps.master.pseudonym(ctx.subject_spi) if ctx.subject_spi else None,
+            data_scopes=list(ctx.data_scopes_returned),
+            outcome=outcome,
+            http_status=status,
+            latency_ms=round(latency * 1000, 3),
+        )
+
+
+def api_routes(deps: GatewayDeps) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for product in PRODUCTS.values():
+        for op in product.operations:
+            handler = deps.operations[op.name]
+            routes.append(
+                # No method filter here: GatewayCall answers 405 itself, as problem+json.
+                Route(product.base_path + op.path, GatewayCall(deps, product, op, handler))
+            )
+    return routes
+
+
+def health_route(deps: GatewayDeps, quota: QuotaService) -> Route:
+    async def healthz(_: Request) -> Response:
+        def ping() -> None:
+            with deps.session_factory() as session:
+                session.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.to_thread(ping)
+        except Exception:
+            return JSONResponse(
+                {"status": "unavailable", "environment": deps.environment.value}, 503
+            )
+        return JSONResponse(
+            {
+                "status": "ok",
+                "environment": deps.environment.value,
+                "quota": "degraded" if quota.degraded else "ok",
+                "policyGeneration": deps.cache.snapshot.generation,
+            }
+        )
+
+    return Route("/healthz", healthz, methods=["GET"])
+
+
+def openapi_routes(public_url: str) -> list[BaseRoute]:
+    def endpoint(name: str) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            doc = load_openapi(OPENAPI_DOCUMENTS[name], public_url)
+            if request.url.path.endswith(".yaml"):
+                import yaml
+
+                return PlainTextResponse(
+                    yaml.safe_dump(doc, sort_keys=False, allow_unicode=True),
+                    media_type="application/yaml",
+                )
+            return JSONResponse(doc)
+
+        return serve
+
+    routes: list[BaseRoute] = []
+    for name in OPENAPI_DOCUMENTS:
+        routes.append(Route(f"/openapi/{name}.json", endpoint(name), methods=["GET"]))
+        routes.append(Route(f"/openapi/{name}.yaml", endpoint(name), methods=["GET"]))
+    return routes
+
+
+def build_gateway_app(deps: GatewayDeps, extra_routes: list[BaseRoute]) -> ASGIApp:
+    """The environment's ASGI app; unknown paths get a journaled problem+json 404."""
+    routes = [
+        health_route(deps, deps.quota),
+        *openapi_routes(deps.public_url),
+        *extra_routes,
+        *api_routes(deps),
+    ]
+    fallback = GatewayCall(deps, None, None, None)
+    return Router(routes, default=fallback)

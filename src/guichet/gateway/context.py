@@ -1,0 +1,71 @@
+"""What one API call carries through the control chain, and what an API operation implements."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography import x509
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+
+from guichet.catalog.products import ApiProduct, Operation
+from guichet.clock import Clock
+from guichet.gateway.policy import ClientPolicy, HabilitationPolicy
+from guichet.habilitation.models import Environment
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Filled step by step: by the edge, then by each check of the chain."""
+
+    environment: Environment
+    correlation_id: str
+    source_ip: str
+    now: dt.datetime
+    method: str
+    path: str
+    certificate: x509.Certificate | None = None
+    cert_thumbprint: str | None = None  # RFC 8705 x5t#S256 of the presented certificate
+    authorization: str | None = None
+    product: ApiProduct | None = None
+    operation: Operation | None = None
+    token_claims: dict[str, Any] | None = None
+    client: ClientPolicy | None = None
+    habilitation: HabilitationPolicy | None = None
+    # Set by the operation once it knows whom the call is about; only its pseudonym is journaled.
+    subject_spi: str | None = None
+    data_scopes_returned: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    body: Any
+    media_type: str
+    status: int = 200
+
+
+class OperationHandler(Protocol):
+    """One API operation, split so the chain can check rights between parsing and fetching."""
+
+    def parse(self, request: Request) -> Any:
+        """Validate path and query; raise a ``BadRequest`` naming the field at fault."""
+        ...
+
+    def authorize(self, ctx: CallContext, params: Any) -> None:
+        """Operation-specific rights (revenue year, access mode…); raise a ``Forbidden``."""
+        ...
+
+    async def fetch(self, ctx: CallContext, params: Any) -> ApiResponse:
+        """Read the environment's store; set ``ctx.subject_spi`` and ``ctx.data_scopes_returned``;
+        raise ``NotFound`` when there is nothing for this person."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiDeps:
+    """What an API package needs to build its operation handlers."""
+
+    session_factory: sessionmaker[Session]
+    clock: Clock

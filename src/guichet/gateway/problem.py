@@ -1,0 +1,59 @@
+"""RFC 9457 problem details: the one mapping from domain errors to HTTP answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+from guichet.errors import GuichetError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Every API operation of the gateway is a read; a caller's ``headers`` may say otherwise.
+API_METHODS = "GET, HEAD"
+
+
+def problem_body(
+    error: GuichetError, correlation_id: str, instance: str | None = None
+) -> dict[str, Any]:
+    """RFC 9457 §3.1 members, plus the extension members ``code``, ``correlationId``, ``field``."""
+    body: dict[str, Any] = {
+        "type": f"urn:guichet:problem:{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+        "correlationId": correlation_id,
+    }
+    if instance:
+        body["instance"] = instance
+    if error.field:
+        body["field"] = error.field
+    return body
+
+
+def problem_response(
+    error: GuichetError,
+    correlation_id: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    all_headers = {"X-Correlation-ID": correlation_id, "Cache-Control": "no-store"}
+    if error.retry_after is not None:
+        all_headers["Retry-After"] = str(error.retry_after)
+    if error.status == 405:
+        # RFC 9110 §15.5.6: "The origin server MUST generate an Allow header field in a 405 response".
+        all_headers["Allow"] = API_METHODS
+    if error.status == 401:
+        all_headers["WWW-Authenticate"] = (
+            f'Bearer error="invalid_token", error_description="{error.code}"'
+        )
+    if headers:
+        all_headers.update(headers)
+    return Response(
+        json.dumps(problem_body(error, correlation_id, instance), ensure_ascii=False),
+        status_code=error.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=all_headers,
+    )

@@ -1,0 +1,1 @@
+"""Habilitations: the validated conventions that the gateway enforces."""

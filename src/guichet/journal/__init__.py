@@ -1,0 +1,1 @@
+"""The tamper-evident exchange journal: who read what, about whom, with which outcome."""

@@ -1,0 +1,43 @@
+"""Structured logs: one event name and key=value fields; never personal data in clear."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+
+class KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", None) or {}
+        parts = [
+            self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            record.levelname.lower(),
+            record.getMessage(),
+        ]
+        parts += [f"{k}={_quote(v)}" for k, v in fields.items()]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    return f'"{text}"' if (" " in text or not text) else text
+
+
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log ``name`` with ``fields`` (callers pass pseudonyms and ids, never SPI or names)."""
+    logger.log(level, name, extra={"fields": fields})
+
+
+def configure(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's start/stop chatter (three servers in one process) says nothing guichet does not.
+    for noisy in ("uvicorn.access", "uvicorn.error", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,193 @@
+"""Assembles the running product: the two gateway origins, the portal, and their shared parts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from guichet.apis.impot_particulier import build_operations as ip_operations
+from guichet.apis.r2p import build_operations as r2p_operations
+from guichet.gateway.app import GatewayDeps, build_gateway_app
+from guichet.gateway.chain import ChainConfig, ControlChain, load_trust_store
+from guichet.gateway.context import ApiDeps, OperationHandler
+from guichet.gateway.policy import PolicyCache, Snapshot
+from guichet.gateway.quota import QuotaService
+from guichet.gateway.tls import TrustStore, build_server_ssl_context, make_server
+from guichet.habilitation.models import Environment
+from guichet.journal.service import JournalWriter
+from guichet.logs import event
+from guichet.oauth.server import OAuthDeps, token_routes
+from guichet.portal.app import build_portal_app
+from guichet.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TlsFiles:
+    server_cert: Path
+    server_key: Path
+    client_cas: list[Path] = field(default_factory=list)
+
+
+class Platform:
+    """Shared state of one process: policy cache, journal writer, quota service."""
+
+    def __init__(self, runtime: Runtime, tls: TlsFiles | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.tls = tls
+        self.cache = PolicyCache(runtime.session_factory)
+        self.journal = JournalWriter(runtime.session_factory)
+        self.quota = QuotaService(self.settings.redis_url, workers=self.settings.workers)
+        api_deps = ApiDeps(runtime.session_factory, runtime.clock)
+        self.operations: dict[str, OperationHandler] = {
+            **ip_operations(api_deps),
+            **r2p_operations(api_deps),
+        }
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def gateway_app(self, environment: Environment) -> ASGIApp:
+        settings = self.settings
+        public_url = settings.public_url(environment.value)
+        trust = load_trust_store(self.tls.client_cas[0]) if self.tls and self.tls.client_cas else []
+        if settings.client_ca_file:
+            trust = load_trust_store(settings.client_ca_file)
+        chain = ControlChain(
+            self.cache, ChainConfig(issuer=public_url, audience=public_url, trust_store=trust)
+        )
+        deps = GatewayDeps(
+            environment=environment,
+            public_url=public_url,
+            session_factory=self.runtime.session_factory,
+            master=self.runtime.master,
+            clock=self.runtime.clock,
+            cache=self.cache,
+            chain=chain,
+            journal=self.journal,
+            quota=self.quota,
+            operations=self.operations,
+            trusted_proxies=list(settings.trusted_proxies),
+            client_cert_header=settings.client_cert_header,
+            maintenance=settings.maintenance,
+            maintenance_retry_after=settings.maintenance_retry_after,
+        )
+        oauth = OAuthDeps(
+            environment=environment,
+            issuer=public_url,
+            audience=public_url,
+            session_factory=self.runtime.session_factory,
+            master=self.runtime.master,
+            clock=self.runtime.clock,
+            cache=self.cache,
+            trusted_proxies=list(settings.trusted_proxies),
+            client_cert_header=settings.client_cert_header,
+            token_lifetime=settings.token_lifetime,
+        )
+        return build_gateway_app(deps, token_routes(oauth))
+
+    def portal_app(self) -> ASGIApp:
+        return build_portal_app(self.runtime, self.quota)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        assert self.tls is not None
+        cas = [Path(p) for p in self.tls.client_cas]
+        if self.settings.client_ca_file:
+            cas.append(self.settings.client_ca_file)
+        context = build_server_ssl_context(self.tls.server_cert, self.tls.server_key, cas)
+        store = TrustStore(context)
+
+        def trust_pinned(snapshot: Snapshot) -> None:
+            for pem in snapshot.pinned_certificates():
+                store.add(pem)
+
+        self.cache.on_reload(trust_pinned)
+        return context
+
+    async def start(self) -> None:
+        self.journal.start()
+        self._tasks.append(asyncio.create_task(self.cache.poll(self.settings.cache_poll_interval)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.journal.close()
+        await self.quota.aclose()
+
+
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class Listener:
+    name: str
+    app: ASGIApp
+    sock: socket.socket
+    ssl_context: ssl.SSLContext | None
+
+
+async def serve(platform: Platform, listeners: Iterable[Listener]) -> None:
+    """Serve every listener until SIGINT/SIGTERM, then drain the journal and stop cleanly."""
+    await platform.start()
+    servers: list[uvicorn.Server] = []
+    try:
+        for listener in listeners:
+            server = make_server(
+                listener.app,
+                host=listener.sock.getsockname()[0],
+                port=listener.sock.getsockname()[1],
+                ssl_context=listener.ssl_context,
+                log_level="warning",
+                # URLs carry SPIs: no access log (the journal is the record, with pseudonyms),
+                # and uvicorn's own handlers give way to guichet's key=value logging.
+                access_log=False,
+                log_config=None,
+            )
+            # One signal handler for all servers (uvicorn's own would stop only one of them).
+            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+            servers.append(server)
+
+        def stop_all() -> None:
+            event(log, "platform.stopping")
+            for s in servers:
+                s.should_exit = True
+
+        for lst in listeners:
+            host, port = lst.sock.getsockname()[:2]
+            scheme = "https" if lst.ssl_context else "http"
+            event(log, "platform.listening", origin=lst.name, url=f"{scheme}://{host}:{port}")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop_all)
+        results = await asyncio.gather(
+            *(s.serve(sockets=[lst.sock]) for s, lst in zip(servers, listeners, strict=True)),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+    finally:
+        await platform.stop()
+        event(log, "platform.stopped")

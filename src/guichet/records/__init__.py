@@ -1,0 +1,1 @@
+"""The provider's records (persons, tax situations), one store per environment."""

@@ -1,0 +1,54 @@
+"""Persons and their income-tax situations, held per store (``sandbox`` or ``production``).
+
+The sandbox store holds the fictive population; the production store holds what the
+provider loads with ``guichet data import``. A gateway only ever reads its own store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Boolean, Date, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from guichet.db.base import Base
+
+
+class Person(Base):
+    """A natural person as R2P knows them (état civil, SPI, address)."""
+
+    __tablename__ = "person"
+    __table_args__ = (Index("ix_person_etat_civil", "store", "nom_naissance", "date_naissance"),)
+
+    store: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spi: Mapped[str] = mapped_column(String(13), primary_key=True)
+    sexe: Mapped[str] = mapped_column(String(1))  # "M" or "F"
+    nom_naissance: Mapped[str] = mapped_column(String(100))
+    nom_usage: Mapped[str | None] = mapped_column(String(100))
+    prenoms: Mapped[str] = mapped_column(String(200))  # space-separated
+    date_naissance: Mapped[dt.date] = mapped_column(Date)
+    code_pays_naissance: Mapped[str] = mapped_column(String(5))  # COG, 99100 = France
+    code_dept_naissance: Mapped[str | None] = mapped_column(String(3))
+    code_commune_naissance: Mapped[str | None] = mapped_column(String(5))  # COG
+    lieu_naissance: Mapped[str | None] = mapped_column(String(100))
+    adresse: Mapped[dict[str, Any]]
+    communicable: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class IrSituation(Base):
+    """One income year of one tax household, indexed by each declarant's SPI.
+
+    ``record`` is the provider's full IR "assiettes" record; the gateway filters it by the
+    habilitation's data scopes before it leaves.
+    """
+
+    __tablename__ = "ir_situation"
+
+    store: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spi: Mapped[str] = mapped_column(String(13), primary_key=True)
+    annrev: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Several situations in one year (marriage, divorce, death): 1, 2, … in date order.
+    rang: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    foyer: Mapped[str] = mapped_column(String(32), index=True)
+    record: Mapped[dict[str, Any]]

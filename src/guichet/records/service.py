@@ -1,0 +1,88 @@
+"""Store lookups the API operations use; each takes a ``Session`` and reads one store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from guichet.records.models import IrSituation, Person
+from guichet.records.names import canonical_name, name_key
+
+
+def situations_of_year(
+    session: Session, store: str, spi: str, annrev: int
+) -> Sequence[IrSituation]:
+    """The person's situations for one revenue year, by ``rang`` (date order)."""
+    return session.scalars(
+        select(IrSituation)
+        .where(IrSituation.store == store, IrSituation.spi == spi, IrSituation.annrev == annrev)
+        .order_by(IrSituation.rang)
+    ).all()
+
+
+def situations_of(session: Session, store: str, spi: str) -> Sequence[IrSituation]:
+    """Every situation held for the person, most recent year first, then by ``rang``."""
+    return session.scalars(
+        select(IrSituation)
+        .where(IrSituation.store == store, IrSituation.spi == spi)
+        .order_by(IrSituation.annrev.desc(), IrSituation.rang)
+    ).all()
+
+
+def years_with_situation(session: Session, store: str, spi: str) -> set[int]:
+    return set(
+        session.scalars(
+            select(IrSituation.annrev)
+            .where(IrSituation.store == store, IrSituation.spi == spi)
+            .distinct()
+        ).all()
+    )
+
+
+def person_by_spi(session: Session, store: str, spi: str) -> Person | None:
+    return session.get(Person, (store, spi))
+
+
+def persons_by_etat_civil(
+    session: Session,
+    store: str,
+    *,
+    nom: str,
+    date_naissance: dt.date,
+    prenom: str | None = None,
+    sexe: str | None = None,
+    code_pays: str | None = None,
+    code_dept: str | None = None,
+    code_commune: str | None = None,
+) -> list[Person]:
+    """Persons matching the criteria given, ordered by SPI.
+
+    Names are compared as the provider writes them (upper case, no accents); the birth
+    name must match, the first name given must match the first first-name or all of them
+    (``"Jean"`` and ``"Jean Pierre"`` both find ``Jean Pierre``; hyphens equal spaces).
+    """
+    query = select(Person).where(
+        Person.store == store,
+        Person.nom_naissance == canonical_name(nom),
+        Person.date_naissance == date_naissance,
+    )
+    if sexe is not None:
+        query = query.where(Person.sexe == sexe)
+    if code_pays is not None:
+        query = query.where(Person.code_pays_naissance == code_pays)
+    if code_dept is not None:
+        query = query.where(Person.code_dept_naissance == code_dept)
+    if code_commune is not None:
+        query = query.where(Person.code_commune_naissance == code_commune)
+    found = session.scalars(query.order_by(Person.spi)).all()
+    if prenom is None:
+        return list(found)
+    wanted = name_key(prenom)
+    return [p for p in found if _first_names_match(wanted, name_key(p.prenoms))]
+
+
+def _first_names_match(wanted: str, held: str) -> bool:
+    return held == wanted or held.split(" ")[0] == wanted or held.startswith(wanted + " ")

@@ -1,0 +1,94 @@
+"""Simplified French income-tax rules that keep the fictive records coherent (parts, tax)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+COUPLE: Final = frozenset({"M", "O"})
+FAMILY_SITUATIONS: Final = ("M", "C", "D", "V", "O")
+
+# Barème of the income tax per part (revenus 2024), thresholds in euros and marginal rates.
+_BRACKETS: Final = ((11_294, 0.0), (28_797, 0.11), (82_341, 0.30), (177_106, 0.41))
+_TOP_RATE: Final = 0.45
+RECOVERY_THRESHOLD: Final = 61  # below this amount the tax is not collected
+
+
+@dataclass(frozen=True, slots=True)
+class Pac:
+    """Dependants as the declaration counts them (letters of the form's boxes).
+
+    F exclusive minor children (G of them with an invalidity card), H minor children in
+    alternating residence (I of them with an invalidity card), R invalid dependants,
+    J single adult children, N married adult children, P grandchildren in alternating
+    residence.
+    """
+
+    F: int = 0
+    G: int = 0
+    H: int = 0
+    I: int = 0  # noqa: E741 — the form's own letter
+    R: int = 0
+    J: int = 0
+    N: int = 0
+    P: int = 0
+
+    @property
+    def total(self) -> int:
+        """``nbPac``: G and I are subsets of F and H, not extra persons."""
+        return self.F + self.H + self.R + self.J + self.N + self.P
+
+    def as_record(self) -> dict[str, int]:
+        return {
+            "nbPac": self.total,
+            "nbPacF": self.F,
+            "nbPacG": self.G,
+            "nbPacH": self.H,
+            "nbPacI": self.I,
+            "nbPacR": self.R,
+            "nbPacJ": self.J,
+            "nbPacN": self.N,
+            "nbPacP": self.P,
+        }
+
+
+def parts(sit_fam: str, pac: Pac, *, parent_isole: bool) -> float:
+    """Number of parts (quotient familial), simplified from CGI art. 194–195.
+
+    Two parts for a couple (or a widow(er) with dependants), one otherwise; exclusive
+    children (F, J) count ½ each for the first two and 1 from the third; shared children
+    (H, P) count half of that; R and invalidity cards add to it; a single parent (case T)
+    with exclusive children gets ½ more (¼ with shared children only).
+    """
+    base = 2.0 if sit_fam in COUPLE or (sit_fam == "V" and pac.total > 0) else 1.0
+    total = base
+    rank = 0
+    for _ in range(pac.F + pac.J):
+        rank += 1
+        total += 0.5 if rank <= 2 else 1.0
+    for _ in range(pac.H + pac.P):
+        rank += 1
+        total += 0.25 if rank <= 2 else 0.5
+    total += pac.R * 1.0 + pac.G * 0.5 + pac.I * 0.25
+    if parent_isole and sit_fam not in COUPLE:
+        if pac.F + pac.J > 0:
+            total += 0.5
+        elif pac.H + pac.P > 0:
+            total += 0.25
+    return total
+
+
+def tax_before_credits(taxable_income: int, nb_parts: float) -> int:
+    """Progressive barème applied to one part, times the parts (no ceiling, no décote)."""
+    if taxable_income <= 0:
+        return 0
+    per_part = taxable_income / nb_parts
+    tax = 0.0
+    lower = 0
+    for upper, rate in _BRACKETS:
+        if per_part > lower:
+            tax += (min(per_part, upper) - lower) * rate
+        lower = upper
+    if per_part > lower:
+        tax += (per_part - lower) * _TOP_RATE
+    return round(tax * nb_parts)

@@ -1,0 +1,234 @@
+"""A fictive tax household and the rows it becomes: ``person`` and IR "assiettes" records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from guichet.records.names import canonical_name
+from guichet.sandbox.fiscal import (
+    COUPLE,
+    RECOVERY_THRESHOLD,
+    Pac,
+    parts,
+    tax_before_credits,
+)
+from guichet.sandbox.geography import COMMUNES_BY_COG, COUNTRIES_BY_COG, FRANCE
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    voie: str  # number and street, ≤ 37 characters
+    commune_cog: str
+    complement: str | None = None
+
+    def as_person(self) -> dict[str, Any]:
+        commune = COMMUNES_BY_COG[self.commune_cog]
+        return {
+            "voie": self.voie,
+            "complementAdresse": self.complement,
+            "codePostal": commune.postal_code,
+            "commune": commune.name,
+            "codeCommune": commune.cog,
+            "codePays": FRANCE,
+        }
+
+    def as_aft(self) -> tuple[str, dict[str, Any]]:
+        """``aft`` (one line, ≤ 132 characters) and ``aftDetail`` as the provider sends them."""
+        commune = COMMUNES_BY_COG[self.commune_cog]
+        code_postal = f"{commune.postal_code} {commune.name}"[:32]
+        parts = [self.voie, self.complement or "", commune.name, code_postal]
+        aft = " ".join(p for p in parts if p)[:132]
+        return aft, {
+            "complementAdresse": self.complement,
+            "voie": self.voie,
+            "getcommune": commune.name,
+            "getcodePostal": code_postal,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Declarant:
+    """A natural person: what R2P knows about them, and what a declaration says of them."""
+
+    spi: str
+    sexe: str  # "M" or "F"
+    nom: str  # birth name
+    prenoms: str  # space-separated, as given
+    naissance: dt.date
+    commune_naissance: str | None = None  # COG, when born in France
+    pays_naissance: str = FRANCE  # COG
+    nom_usage: str | None = None
+    communicable: bool = True
+
+    @property
+    def departement_naissance(self) -> str:
+        """Department of birth, ``"99"`` when born abroad (INSEE convention)."""
+        if self.commune_naissance is None:
+            return "99"
+        return COMMUNES_BY_COG[self.commune_naissance].department
+
+    @property
+    def lieu_naissance(self) -> str:
+        if self.commune_naissance is not None:
+            return COMMUNES_BY_COG[self.commune_naissance].name
+        return COUNTRIES_BY_COG[self.pays_naissance].name
+
+    def person_row(self, store: str, address: Address) -> dict[str, Any]:
+        born_in_france = self.commune_naissance is not None
+        return {
+            "store": store,
+            "spi": self.spi,
+            "sexe": self.sexe,
+            "nom_naissance": canonical_name(self.nom),
+            "nom_usage": canonical_name(self.nom_usage) if self.nom_usage else None,
+            "prenoms": self.prenoms,
+            "date_naissance": self.naissance,
+            "code_pays_naissance": self.pays_naissance,
+            "code_dept_naissance": self.departement_naissance if born_in_france else None,
+            "code_commune_naissance": self.commune_naissance,
+            "lieu_naissance": self.lieu_naissance,
+            "adresse": address.as_person(),
+            "communicable": self.communicable,
+        }
+
+    def record_fields(self, n: int) -> dict[str, Any]:
+        d = self.naissance
+        return {
+            f"nmNaiDec{n}": canonical_name(self.nom),
+            f"nmUsaDec{n}": canonical_name(self.nom_usage) if self.nom_usage else None,
+            f"prnmDec{n}": canonical_name(self.prenoms),
+            f"dateNaisDec{n}": {
+                "jour": f"{d.day:02d}",
+                "mois": f"{d.month:02d}",
+                "annee": str(d.year),
+            },
+            f"dptNaissDec{n}": self.departement_naissance,
+            f"lieuNaissDec{n}": self.lieu_naissance,
+        }
+
+
+_EMPTY_DECLARANT: dict[str, Any] = {
+    "nmNaiDec2": None,
+    "nmUsaDec2": None,
+    "prnmDec2": None,
+    "dateNaisDec2": None,
+    "dptNaissDec2": None,
+    "lieuNaissDec2": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """One situation of one household for one revenue year; amounts in euros."""
+
+    foyer: str
+    declarants: tuple[Declarant, ...]
+    sit_fam: str
+    address: Address
+    pac: Pac = field(default_factory=Pac)
+    parent_isole: bool = False
+    salaires: tuple[int, ...] = ()  # per declarant: 1AJ, 1BJ
+    pensions: tuple[int, ...] = ()  # per declarant: 1AS, 1BS
+    rcm: int = 0  # 2TR interest
+    pv: int = 0  # 3VG capital gains
+    fonc: int = 0  # 4BA property income
+    deficit_foncier: int = 0  # 4BC, imputable on the global income
+    pro: int = 0  # 5KP micro-BIC turnover
+    alpha: int = 0  # ZZB, a lettered code
+    chges: int = 0  # 6DE deductible CSG
+    rici: int = 0  # 7UF donations (reduction)
+    div: int = 0  # 8TK foreign income (worldwide income)
+    pens_al_per: int = 0
+    option_impot_separe: bool = False
+    rfr_known: bool = True  # False: the declaration is not processed yet (rfr null)
+
+    def __post_init__(self) -> None:
+        if len(self.declarants) != (2 if self.sit_fam in COUPLE else 1):
+            raise ValueError("a couple declares together, anyone else alone")
+
+    def record(self, annrev: int) -> dict[str, Any]:
+        """The provider's full IR "assiettes" record of this situation."""
+        nb_parts = parts(self.sit_fam, self.pac, parent_isole=self.parent_isole)
+        tspr = [
+            *({"code": f"1{'AB'[i]}J", "valeur": str(v)} for i, v in enumerate(self.salaires) if v),
+            *({"code": f"1{'AB'[i]}S", "valeur": str(v)} for i, v in enumerate(self.pensions) if v),
+        ]
+        net_wages = round(0.9 * (sum(self.salaires) + sum(self.pensions)))
+        gross = net_wages + self.rcm + self.pv + self.fonc + self.pro // 2 + self.alpha
+        rbg = max(0, gross - self.deficit_foncier)
+        taxable = max(0, rbg - self.chges)
+        tax = tax_before_credits(taxable, nb_parts)
+        total_ir = max(0, tax - round(self.rici * 0.66))
+        total_ir = total_ir if total_ir >= RECOVERY_THRESHOLD else 0
+        rev = {
+            "tspr": tspr,
+            "rcm": _amounts(("2TR", self.rcm)),
+            "pv": _amounts(("3VG", self.pv)),
+            "fonc": _amounts(("4BA", self.fonc), ("4BC", self.deficit_foncier)),
+            "pro": _amounts(("5KP", self.pro)),
+            "chges": _amounts(("6DE", self.chges)),
+            "rici": _amounts(("7UF", self.rici)),
+            "alpha": _amounts(("ZZB", self.alpha)),
+            "div": _amounts(("8TK", self.div)),
+        }
+        aft, aft_detail = self.address.as_aft()
+        first = self.declarants[0]
+        record: dict[str, Any] = {
+            "rfr": taxable + self.div if self.rfr_known else None,
+            "nbPart": nb_parts,
+            "sitFam": self.sit_fam,
+            "pac": self.pac.as_record(),
+            **first.record_fields(1),
+            **(
+                self.declarants[1].record_fields(2)
+                if len(self.declarants) > 1
+                else _EMPTY_DECLARANT
+            ),
+            "aft": aft,
+            "aftDetail": aft_detail,
+            "sitParIso": "T" if self.parent_isole else None,
+            "pensAlPer": self.pens_al_per,
+            "indDeficit": 1 if self.deficit_foncier > 0 else 0,
+            "revenuBrutGlobal": rbg if self.rfr_known else None,
+            "sitPart": "T" if self.parent_isole else None,
+            "sitParDeclaree": {
+                "caseP": 0,
+                "caseF": 0,
+                "caseS": 0,
+                "caseW": 0,
+                "caseL": 0,
+                "caseT": 1 if self.parent_isole else 0,
+            },
+            "indOptionImpotSepar": 1 if self.option_impot_separe else 0,
+            "mntRevbareme": taxable,
+            "datRec": f"{annrev + 1}-07-31",
+            "datEtab": f"{annrev + 1}-07-15",
+            "impAvImput": tax,
+            "montTotIr": total_ir,
+            "revImposable": taxable,
+            "numRole": "001" if total_ir else "000",
+            "fipNum": f"{(annrev + 1) % 100:02d}{first.spi[2:13]}",
+            "rev": {k: v for k, v in rev.items() if v},
+        }
+        return record
+
+    def rows(self, store: str, annrev: int, rang: int = 1) -> list[dict[str, Any]]:
+        """One ``ir_situation`` row per declarant, so either SPI finds the household."""
+        record = self.record(annrev)
+        return [
+            {
+                "store": store,
+                "spi": d.spi,
+                "annrev": annrev,
+                "rang": rang,
+                "foyer": self.foyer,
+                "record": record,
+            }
+            for d in self.declarants
+        ]
+
+
+def _amounts(*pairs: tuple[str, int]) -> list[dict[str, str]]:
+    return [{"code": code, "valeur": str(value)} for code, value in pairs if value]

@@ -1,0 +1,247 @@
+"""The deterministic fictive population of the sandbox: same inputs, identical rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from faker import Faker
+from sqlalchemy import Table, delete, insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from guichet.records.models import IrSituation, Person
+from guichet.sandbox import personas
+from guichet.sandbox.fiscal import COUPLE, Pac
+from guichet.sandbox.geography import COMMUNES, COUNTRIES, FRANCE
+from guichet.sandbox.household import Address, Declarant, Situation
+
+log = logging.getLogger(__name__)
+
+REVENUE_YEAR_OFFSETS = (1, 2, 3)
+_SITUATIONS = ("C", "M", "O", "D", "V")
+_SITUATION_WEIGHTS = (35, 30, 10, 15, 10)
+_COMPLEMENTS = ("Appartement {}", "Bâtiment {}", "Résidence Les Tilleuls", "Escalier {}")
+_INSERT_CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class SeedReport:
+    store: str
+    seed: int
+    reference_year: int
+    households: int
+    persons: int
+    situations: int
+    seconds: float
+
+
+class _Generator:
+    """Draws households from one seeded ``random.Random`` and one seeded Faker."""
+
+    def __init__(self, seed: int, reference_year: int) -> None:
+        self.rng = random.Random(seed)  # noqa: S311 — reproducible fictive data, not secrets
+        self.fake = Faker("fr_FR")
+        self.fake.seed_instance(seed)
+        self.reference_year = reference_year
+
+    def spis(self, count: int) -> list[str]:
+        """Distinct valid SPIs starting with 1 or 2 (personas start with 3)."""
+        from stdnum.fr import nif
+
+        bodies = self.rng.sample(range(1_000_000_000, 3_000_000_000), count)
+        return [f"{b}{nif.calc_check_digits(str(b))}" for b in bodies]
+
+    def birth_date(self, low_age: int, high_age: int) -> dt.date:
+        year = self.reference_year - self.rng.randint(low_age, high_age)
+        return dt.date(year, 1, 1) + dt.timedelta(days=self.rng.randrange(365))
+
+    def declarant(
+        self, spi: str, sexe: str, age: tuple[int, int], nom: str | None = None
+    ) -> Declarant:
+        rng, fake = self.rng, self.fake
+        first = fake.first_name_female if sexe == "F" else fake.first_name_male
+        prenoms = first()
+        if rng.random() < 0.4:
+            prenoms += " " + first()
+        born_abroad = rng.random() < 0.12
+        return Declarant(
+            spi=spi,
+            sexe=sexe,
+            nom=fake.last_name(),
+            prenoms=prenoms,
+            naissance=self.birth_date(*age),
+            commune_naissance=None if born_abroad else rng.choice(COMMUNES).cog,
+            pays_naissance=rng.choice(COUNTRIES).cog if born_abroad else FRANCE,
+            nom_usage=nom,
+        )
+
+    def address(self) -> Address:
+        rng = self.rng
+        complement = None
+        if rng.random() < 0.15:
+            complement = rng.choice(_COMPLEMENTS).format(rng.randint(1, 40))
+        voie = self.fake.street_address().replace(",", "")[:37]
+        return Address(voie, rng.choice(COMMUNES).cog, complement)
+
+    def household(self, index: int, spis: list[str]) -> tuple[Situation, list[Situation]]:
+        """The N-1 situation and, derived from it, those of N-2 and N-3."""
+        rng = self.rng
+        sit_fam = rng.choices(_SITUATIONS, _SITUATION_WEIGHTS)[0]
+        age = (55, 95) if sit_fam == "V" else (19, 90)
+        sexe = rng.choice("MF")
+        first = self.declarant(spis[0], sexe, age)
+        decls: tuple[Declarant, ...] = (first,)
+        if sit_fam in COUPLE:
+            other_sexe = ("F" if sexe == "M" else "M") if rng.random() < 0.95 else sexe
+            usage = (
+                first.nom if sit_fam == "M" and other_sexe == "F" and rng.random() < 0.6 else None
+            )
+            lo = max(19, self.reference_year - first.naissance.year - 8)
+            decls = (first, self.declarant(spis[1], other_sexe, (lo, lo + 14), nom=usage))
+        youngest_age = min(self.reference_year - d.naissance.year for d in decls)
+        pac = self.dependants(sit_fam, youngest_age)
+        parent_isole = sit_fam not in COUPLE and (pac.F + pac.H + pac.J) > 0 and rng.random() < 0.8
+        retired = [self.reference_year - d.naissance.year >= 63 for d in decls]
+        salaires = tuple(0 if r else self.amount(27_000, 0.5) for r in retired)
+        pensions = tuple(self.amount(19_000, 0.4) if r else 0 for r in retired)
+        deficit = rng.random() < 0.02
+        base = Situation(
+            foyer=f"SBX{index:07d}",
+            declarants=decls,
+            sit_fam=sit_fam,
+            address=self.address(),
+            pac=pac,
+            parent_isole=parent_isole,
+            salaires=salaires,
+            pensions=pensions,
+            rcm=self.maybe(0.3, 600, 1.0),
+            pv=self.maybe(0.05, 4_000, 1.0),
+            fonc=0 if deficit else self.maybe(0.1, 7_000, 0.6),
+            deficit_foncier=self.amount(6_000, 0.5) if deficit else 0,
+            pro=self.maybe(0.07, 15_000, 0.8),
+            alpha=self.maybe(0.005, 300, 0.5),
+            chges=self.maybe(0.2, 800, 0.5),
+            rici=self.maybe(0.15, 250, 0.8),
+            div=self.maybe(0.02, 3_000, 0.8),
+            pens_al_per=self.maybe(0.5, 2_400, 0.5) if sit_fam == "D" and pac.total else 0,
+        )
+        earlier = []
+        birth_in_n1 = sit_fam in COUPLE and youngest_age < 45 and rng.random() < 0.08
+        for offset in REVENUE_YEAR_OFFSETS[1:]:
+            factor = (1 - rng.uniform(0.01, 0.04)) ** (offset - 1)
+            pac_then = dataclasses.replace(pac, F=pac.F - 1) if birth_in_n1 and pac.F else pac
+            earlier.append(self.scaled(base, factor, pac_then))
+        return base, earlier
+
+    def dependants(self, sit_fam: str, age: int) -> Pac:
+        rng = self.rng
+        if age > 62 or age < 21:
+            return Pac()
+        has_kids = rng.random() < (0.6 if sit_fam in COUPLE else 0.3)
+        if not has_kids:
+            return Pac()
+        children = rng.choices((1, 2, 3, 4), (40, 40, 15, 5))[0]
+        shared = sit_fam == "D" and rng.random() < 0.4
+        adults = 1 if age > 45 and rng.random() < 0.3 else 0
+        minors = max(children - adults, 0)
+        pac = Pac(F=0 if shared else minors, H=minors if shared else 0, J=adults)
+        if rng.random() < 0.03 and pac.F:
+            pac = dataclasses.replace(pac, G=1)
+        if rng.random() < 0.02:
+            pac = dataclasses.replace(pac, R=1)
+        return pac
+
+    def amount(self, median: int, sigma: float) -> int:
+        return max(1, round(self.rng.lognormvariate(0, sigma) * median))
+
+    def maybe(self, probability: float, median: int, sigma: float) -> int:
+        return self.amount(median, sigma) if self.rng.random() < probability else 0
+
+    @staticmethod
+    def scaled(situation: Situation, factor: float, pac: Pac) -> Situation:
+        def s(value: int) -> int:
+            return round(value * factor)
+
+        return dataclasses.replace(
+            situation,
+            pac=pac,
+            salaires=tuple(s(v) for v in situation.salaires),
+            pensions=tuple(s(v) for v in situation.pensions),
+            rcm=s(situation.rcm),
+            pv=s(situation.pv),
+            fonc=s(situation.fonc),
+            deficit_foncier=s(situation.deficit_foncier),
+            pro=s(situation.pro),
+            alpha=s(situation.alpha),
+            chges=s(situation.chges),
+            rici=s(situation.rici),
+            div=s(situation.div),
+            pens_al_per=s(situation.pens_al_per),
+        )
+
+
+def _table(model: type[Person] | type[IrSituation]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def generate(
+    *, households: int, seed: int, reference_year: int, store: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(person rows, ir_situation rows): the personas, then ``households`` fictive households."""
+    gen = _Generator(seed, reference_year)
+    persons, situations = personas.rows(store, reference_year)
+    spis = gen.spis(2 * households)
+    years = [reference_year - k for k in REVENUE_YEAR_OFFSETS]
+    for i in range(households):
+        latest, earlier = gen.household(i + 1, spis[2 * i : 2 * i + 2])
+        for d in latest.declarants:
+            persons.append(d.person_row(store, latest.address))
+        for annrev, situation in zip(years, (latest, *earlier), strict=True):
+            situations.extend(situation.rows(store, annrev))
+    return persons, situations
+
+
+def seed(
+    session_factory: sessionmaker[Session],
+    *,
+    households: int = 10_000,
+    seed: int = 2026,
+    reference_year: int,
+    store: str = "sandbox",
+) -> SeedReport:
+    """Replace ``store``'s persons and IR situations by the population, in one transaction."""
+    if households < 0:
+        raise ValueError("households must be ≥ 0")
+    started = time.perf_counter()
+    persons, situations = generate(
+        households=households, seed=seed, reference_year=reference_year, store=store
+    )
+    with session_factory() as session, session.begin():
+        session.execute(delete(IrSituation).where(IrSituation.store == store))
+        session.execute(delete(Person).where(Person.store == store))
+        for table, rows in ((_table(Person), persons), (_table(IrSituation), situations)):
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                session.execute(insert(table), rows[start : start + _INSERT_CHUNK])
+    report = SeedReport(
+        store=store,
+        seed=seed,
+        reference_year=reference_year,
+        households=households,
+        persons=len(persons),
+        situations=len(situations),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    log.info(
+        "sandbox:population:seeded store=%s households=%d persons=%d situations=%d seconds=%.3f",
+        store,
+        households,
+        report.persons,
+        report.situations,
+        report.seconds,
+    )
+    return report
