@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -138,7 +137,7 @@ def run(
     )
     use_settings(settings)
     from guichet.habilitation.models import Environment
-    from guichet.platform import Listener, Platform, TlsFiles, bind, serve
+    from guichet.platform import Listener, Platform, TlsFiles, bind, run_loop, serve
     from guichet.runtime import Runtime
 
     runtime, credentials_file = _initialise(households)
@@ -167,7 +166,7 @@ def run(
         ),
     ]
     _print_banner(settings.portal_port, credentials_file)
-    asyncio.run(serve(platform, listeners))
+    run_loop(serve(platform, listeners))
     console.print("Arrêté proprement.")
 
 
@@ -208,6 +207,20 @@ def serve_gateway(
     settings = get_settings()
     if environment not in ("sandbox", "production"):
         raise fail("--environment vaut sandbox ou production.")
+    public = (
+        settings.sandbox_public_url if environment == "sandbox" else settings.production_public_url
+    )
+    if public is None and not tls:
+        raise fail(
+            f"derrière un mandataire TLS, indiquez l'origine publique de la passerelle "
+            f"(GUICHET_{environment.upper()}_PUBLIC_URL) : "
+            "elle est l'émetteur et l'audience des jetons."
+        )
+    if public is None:
+        # Serving TLS here: the public origin is this address and port.
+        settings = with_overrides(
+            data_dir=settings.data_dir, host=host or settings.host, **{f"{environment}_port": port}
+        )
     serve_origin(settings, environment, host or settings.host, port, workers, tls)
 
 

@@ -8,7 +8,7 @@ import logging
 import signal
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,16 @@ class Platform:
                 await task
         await self.journal.close()
         await self.quota.aclose()
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the servers on uvloop where available (faster TLS and sockets), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

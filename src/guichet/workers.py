@@ -6,7 +6,6 @@ Redis (``GUICHET_REDIS_URL``), the journal chain through the database's row lock
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 import signal
@@ -23,7 +22,7 @@ def _serve_one(
     from guichet.db.migrate import is_current
     from guichet.habilitation.models import Environment
     from guichet.logs import configure
-    from guichet.platform import Listener, Platform, TlsFiles, bind, serve
+    from guichet.platform import Listener, Platform, TlsFiles, bind, run_loop, serve
     from guichet.runtime import open_runtime
 
     use_settings(settings)
@@ -45,7 +44,7 @@ def _serve_one(
         context = platform.ssl_context() if tls else None
         app = platform.gateway_app(Environment(origin))
         listener = Listener(origin, app, bind(host, port, reuse_port=reuse), context)
-    asyncio.run(serve(platform, [listener]))
+    run_loop(serve(platform, [listener]))
 
 
 def serve_origin(

@@ -52,14 +52,15 @@ http {{
 }}
 """
 
-# The headers nginx sets replace any the caller sent under the same names.
+# The headers nginx sets replace any the caller sent under the same names; X-Forwarded-For
+# is set to the peer nginx saw ($remote_addr), never extended from what the caller sent.
 PROXY_DIRECTIVES = """\
 proxy_pass http://guichet_upstream;
 proxy_http_version 1.1;
 proxy_set_header Connection "";
 proxy_set_header Host $http_host;
 proxy_set_header {client_cert_header} $ssl_client_escaped_cert;
-proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+proxy_set_header X-Forwarded-For $remote_addr;
 proxy_set_header X-Forwarded-Proto $scheme;
 """
 

@@ -43,7 +43,8 @@ def problem_response(
     if error.retry_after is not None:
         all_headers["Retry-After"] = str(error.retry_after)
     if error.status == 405:
-        # RFC 9110 §15.5.6: "The origin server MUST generate an Allow header field in a 405 response".
+        # RFC 9110 §15.5.6: "The origin server MUST generate an Allow header field in a 405
+        # response containing a list of the target resource's currently supported methods."
         all_headers["Allow"] = API_METHODS
     if error.status == 401:
         all_headers["WWW-Authenticate"] = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any, Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,24 +13,38 @@ from guichet.records.models import IrSituation, Person
 from guichet.records.names import canonical_name, name_key
 
 
-def situations_of_year(
-    session: Session, store: str, spi: str, annrev: int
-) -> Sequence[IrSituation]:
+class Situation(Protocol):
+    """What the API reads of an IR situation (a plain row: no ORM object on the hot path)."""
+
+    @property
+    def annrev(self) -> int: ...
+    @property
+    def rang(self) -> int: ...
+    @property
+    def record(self) -> dict[str, Any]: ...
+
+
+_SITUATION_COLUMNS = (IrSituation.annrev, IrSituation.rang, IrSituation.record)
+
+
+def situations_of_year(session: Session, store: str, spi: str, annrev: int) -> Sequence[Situation]:
     """The person's situations for one revenue year, by ``rang`` (date order)."""
-    return session.scalars(
-        select(IrSituation)
+    rows = session.execute(
+        select(*_SITUATION_COLUMNS)
         .where(IrSituation.store == store, IrSituation.spi == spi, IrSituation.annrev == annrev)
         .order_by(IrSituation.rang)
     ).all()
+    return cast(Sequence[Situation], rows)
 
 
-def situations_of(session: Session, store: str, spi: str) -> Sequence[IrSituation]:
+def situations_of(session: Session, store: str, spi: str) -> Sequence[Situation]:
     """Every situation held for the person, most recent year first, then by ``rang``."""
-    return session.scalars(
-        select(IrSituation)
+    rows = session.execute(
+        select(*_SITUATION_COLUMNS)
         .where(IrSituation.store == store, IrSituation.spi == spi)
         .order_by(IrSituation.annrev.desc(), IrSituation.rang)
     ).all()
+    return cast(Sequence[Situation], rows)
 
 
 def years_with_situation(session: Session, store: str, spi: str) -> set[int]:

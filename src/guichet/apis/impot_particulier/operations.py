@@ -37,7 +37,7 @@ from guichet.errors import (
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.gateway.policy import HabilitationPolicy
 from guichet.records import service
-from guichet.records.models import IrSituation
+from guichet.records.service import Situation
 from guichet.records.spi import parse_spi
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class IrOperation:
         found = await asyncio.to_thread(self._read, store, params, grant)
         released: set[str] = set()
 
-        def limited(situation: IrSituation) -> dict[str, Any]:
+        def limited(situation: Situation) -> dict[str, Any]:
             body, scopes = filter_record(situation.record, hab.data_scopes)
             released.update(scopes)
             return body
@@ -127,7 +127,7 @@ class IrOperation:
         ctx.data_scopes_returned = sorted(released)
         return ApiResponse(body=body, media_type=IR_MEDIA_TYPE)
 
-    def _read(self, store: str, params: IrParams, grant: YearGrant) -> Sequence[IrSituation]:
+    def _read(self, store: str, params: IrParams, grant: YearGrant) -> Sequence[Situation]:
         with self._deps.session_factory() as session:
             if params.annrev is None:
                 return self._latest_of_two_years(session, store, params.spi, grant)
@@ -147,9 +147,9 @@ class IrOperation:
     @staticmethod
     def _latest_of_two_years(
         session: Session, store: str, spi: str, grant: YearGrant
-    ) -> list[IrSituation]:
+    ) -> list[Situation]:
         held = service.situations_of(session, store, spi)
-        by_year: dict[int, IrSituation] = {}
+        by_year: dict[int, Situation] = {}
         for situation in held:  # most recent year first, then rang ascending
             by_year[situation.annrev] = situation
         allowed = set(grant.years)
