@@ -21,17 +21,18 @@ out = Console()
 
 app = typer.Typer(
     name="guichet",
-    help="Publish a data provider's APIs to habilitated partners, "
-    "enforcing each convention on every call.",
+    help="Publier les API d'un fournisseur de données aux partenaires habilités, "
+    "en appliquant leur convention à chaque appel.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
 habilitation_app = typer.Typer(
-    help="List habilitations; suspend, resume or revoke one.", no_args_is_help=True
+    help="Lister les habilitations ; en suspendre, rétablir ou révoquer une.", no_args_is_help=True
 )
 serve_app = typer.Typer(
-    help="Serve one origin (for deployments with several workers).", no_args_is_help=True
+    help="Servir une seule origine (déploiements à plusieurs processus).", no_args_is_help=True
 )
 app.add_typer(habilitation_app, name="habilitation")
 app.add_typer(serve_app, name="serve")
@@ -41,7 +42,7 @@ DataDir = Annotated[
     typer.Option(
         "--data-dir",
         envvar="GUICHET_DATA_DIR",
-        help="Data directory [default: ./var].",
+        help="Répertoire de données (par défaut ./var).",
         file_okay=False,
         show_default=False,
     ),
@@ -59,12 +60,10 @@ def main_callback(
     data_dir: DataDir = None,
     version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
-        ),
+        typer.Option("--version", callback=_version, is_eager=True, help="Afficher la version."),
     ] = False,
 ) -> None:
-    """guichet — API platform of a public data provider."""
+    """guichet — la plateforme d'API d'un fournisseur public de données."""
     if data_dir is not None:
         use_settings(with_overrides(data_dir=data_dir))
     configure_logs(get_settings().log_level)
@@ -81,12 +80,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 @app.command()
 def init(
     households: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="Sandbox households on first start.")
+        int,
+        typer.Option(
+            min=1, max=1_000_000, help="Foyers fictifs du bac à sable au premier démarrage."
+        ),
     ] = 10_000,
 ) -> None:
-    """Initialise the data directory: database, keys, local CA, sandbox, demo partner.
+    """Initialiser le répertoire de données : base, clés, AC locale, bac à sable, partenaire démo.
 
-    Idempotent: a second run changes nothing.
+    Idempotent : une seconde exécution ne change rien.
     """
     _initialise(households)
 
@@ -111,22 +113,30 @@ def _initialise(households: int) -> tuple[object, Path]:
 
 @app.command()
 def run(
-    host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1].")] = None,
-    portal_port: Annotated[int | None, typer.Option(help="Portal (HTTP) [default: 8000].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Adresse d'écoute (par défaut 127.0.0.1).")
+    ] = None,
+    portal_port: Annotated[
+        int | None, typer.Option(help="Port du portail, HTTP (par défaut 8000).")
+    ] = None,
     sandbox_port: Annotated[
-        int | None, typer.Option(help="Sandbox gateway (HTTPS) [default: 8443].")
+        int | None, typer.Option(help="Port de la passerelle bac à sable, HTTPS (par défaut 8443).")
     ] = None,
     production_port: Annotated[
-        int | None, typer.Option(help="Production gateway (HTTPS) [default: 9443].")
+        int | None,
+        typer.Option(help="Port de la passerelle de production, HTTPS (par défaut 9443)."),
     ] = None,
     households: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="Sandbox households on first start.")
+        int,
+        typer.Option(
+            min=1, max=1_000_000, help="Foyers fictifs du bac à sable au premier démarrage."
+        ),
     ] = 10_000,
 ) -> None:
-    """Run the whole product on the embedded default: portal, sandbox and production gateways.
+    """Lancer tout le produit sur le socle embarqué : portail et passerelles.
 
-    The first start initialises the data directory; later starts reuse it unchanged.
-    Stops cleanly on Ctrl-C / SIGTERM.
+    Le premier démarrage initialise le répertoire de données ; les suivants le réutilisent
+    tel quel. S'arrête proprement sur Ctrl-C ou SIGTERM.
     """
     settings = with_overrides(
         data_dir=get_settings().data_dir,
@@ -193,15 +203,17 @@ def _print_banner(portal_port: int, credentials_file: Path) -> None:
 
 @serve_app.command("gateway")
 def serve_gateway(
-    environment: Annotated[str, typer.Option(help="sandbox or production.")],
-    port: Annotated[int, typer.Option(help="Listen port.")],
-    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    environment: Annotated[str, typer.Option(help="sandbox ou production.")],
+    port: Annotated[int, typer.Option(help="Port d'écoute.")],
+    host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Worker processes (SO_REUSEPORT).")
+        int, typer.Option(min=1, max=64, help="Nombre de processus (SO_REUSEPORT).")
     ] = 1,
-    tls: Annotated[bool, typer.Option(help="Terminate TLS here (off behind a TLS proxy).")] = True,
+    tls: Annotated[
+        bool, typer.Option(help="Terminer TLS ici (--no-tls derrière un mandataire TLS).")
+    ] = True,
 ) -> None:
-    """Serve one gateway origin, e.g. several workers behind nginx, sharing Redis for quotas."""
+    """Servir une passerelle seule, p. ex. plusieurs processus derrière nginx, quotas dans Redis."""
     from guichet.workers import serve_origin
 
     settings = get_settings()
@@ -226,10 +238,10 @@ def serve_gateway(
 
 @serve_app.command("portal")
 def serve_portal(
-    port: Annotated[int, typer.Option(help="Listen port.")],
-    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int, typer.Option(help="Port d'écoute.")],
+    host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
 ) -> None:
-    """Serve the portal origin alone."""
+    """Servir le portail seul."""
     from guichet.workers import serve_origin
 
     settings = get_settings()
@@ -241,10 +253,12 @@ def serve_portal(
 
 @habilitation_app.command("list")
 def habilitation_list(
-    environment: Annotated[str | None, typer.Option(help="Only this environment.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    environment: Annotated[
+        str | None, typer.Option(help="Seulement cet environnement (sandbox ou production).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
 ) -> None:
-    """Show habilitations with their ids, status, APIs and quotas."""
+    """Afficher les habilitations : identifiant, statut, API et quotas."""
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
@@ -317,38 +331,53 @@ def _transition(ident: str, action: str, reason: str, actor: str) -> None:
 
 
 Reason = Annotated[
-    str, typer.Option("--reason", help="Why (recorded in the habilitation's events).")
+    str, typer.Option("--reason", help="Motif (consigné dans l'historique de l'habilitation).")
 ]
-Actor = Annotated[str, typer.Option("--actor", help="Who acts (recorded).")]
+Actor = Annotated[str, typer.Option("--actor", help="Qui agit (consigné).")]
 
 
 @habilitation_app.command("suspend")
 def habilitation_suspend(
-    ident: Annotated[str, typer.Argument(help="Habilitation id (or 8+ first characters).")],
+    ident: Annotated[
+        str,
+        typer.Argument(
+            help="Identifiant de l'habilitation (ou ses 8 premiers caractères au moins)."
+        ),
+    ],
     reason: Reason,
     actor: Actor = "operator",
 ) -> None:
-    """Suspend: every call is refused from the very next one, tokens already issued included."""
+    """Suspendre : tout appel est refusé dès le suivant, jetons déjà émis compris."""
     _transition(ident, "suspend", reason, actor)
 
 
 @habilitation_app.command("resume")
 def habilitation_resume(
-    ident: Annotated[str, typer.Argument(help="Habilitation id (or 8+ first characters).")],
+    ident: Annotated[
+        str,
+        typer.Argument(
+            help="Identifiant de l'habilitation (ou ses 8 premiers caractères au moins)."
+        ),
+    ],
     reason: Reason,
     actor: Actor = "operator",
 ) -> None:
-    """Resume a suspended habilitation."""
+    """Rétablir une habilitation suspendue."""
     _transition(ident, "resume", reason, actor)
 
 
 @habilitation_app.command("revoke")
 def habilitation_revoke(
-    ident: Annotated[str, typer.Argument(help="Habilitation id (or 8+ first characters).")],
+    ident: Annotated[
+        str,
+        typer.Argument(
+            help="Identifiant de l'habilitation (ou ses 8 premiers caractères au moins)."
+        ),
+    ],
     reason: Reason,
     actor: Actor = "operator",
 ) -> None:
-    """Terminate immediately (security); final."""
+    """Résilier immédiatement (sécurité) ; définitif."""
     _transition(ident, "revoke", reason, actor)
 
 
@@ -358,10 +387,10 @@ def _mount_domain_commands() -> None:
     from guichet.sandbox.cli import app as sandbox_app
 
     app.add_typer(
-        journal_app, name="journal", help="Verify, export and purge the exchange journal."
+        journal_app, name="journal", help="Vérifier, exporter et purger le journal des échanges."
     )
-    app.add_typer(sandbox_app, name="sandbox", help="The sandbox's fictive population.")
-    app.add_typer(data_app, name="data", help="Load the provider's records into a store.")
+    app.add_typer(sandbox_app, name="sandbox", help="La population fictive du bac à sable.")
+    app.add_typer(data_app, name="data", help="Charger les données du fournisseur dans un magasin.")
 
 
 _mount_domain_commands()
