@@ -13,8 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the pragmas guichet relies on (durability, foreign keys, WAL)."""
     if url.startswith("sqlite"):
+        # Enough pooled connections for the worker threads: a new connection costs its pragmas.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=20,
+            **kwargs,
         )
 
         @event.listens_for(engine, "connect")

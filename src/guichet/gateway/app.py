@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ from guichet.settings import Network
 
 log = logging.getLogger(__name__)
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 OPENAPI_DOCUMENTS = {"impotparticulier": "impot_particulier", "r2p": "r2p"}
 
 
@@ -65,11 +67,9 @@ class GatewayDeps:
 def _correlation_id(request: Request) -> tuple[str, bool]:
     """The caller's ``X-Correlation-ID`` if it is a UUID; else a fresh one and ``False``."""
     raw = request.headers.get("x-correlation-id")
-    if raw:
-        try:
-            return str(uuid.UUID(raw.strip())), True
-        except ValueError:
-            pass
+    # The canonical 8-4-4-4-12 form only: uuid.UUID() would also take braces, URNs…
+    if raw and _UUID.fullmatch(raw.strip()):
+        return raw.strip().lower(), True
     return str(uuid.uuid4()), False
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cryptography import x509
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
@@ -69,3 +70,10 @@ class ApiDeps:
 
     session_factory: sessionmaker[Session]
     clock: Clock
+
+    @property
+    def engine(self) -> Engine:
+        """The factory's engine, for Core reads on the hot path."""
+        bind = self.session_factory.kw["bind"]
+        assert isinstance(bind, Engine)
+        return bind

