@@ -126,6 +126,10 @@ def run(
         int | None,
         typer.Option(help="Port de la passerelle de production, HTTPS (par défaut 9443)."),
     ] = None,
+    federation_port: Annotated[
+        int | None,
+        typer.Option(help="Port de la fédération d'identité du bac à sable (par défaut 8600)."),
+    ] = None,
     households: Annotated[
         int,
         typer.Option(
@@ -133,7 +137,7 @@ def run(
         ),
     ] = 10_000,
 ) -> None:
-    """Lancer tout le produit sur le socle embarqué : portail et passerelles.
+    """Lancer tout le produit sur le socle embarqué : portail, passerelles, fédération.
 
     Le premier démarrage initialise le répertoire de données ; les suivants le réutilisent
     tel quel. S'arrête proprement sur Ctrl-C ou SIGTERM.
@@ -144,6 +148,7 @@ def run(
         portal_port=portal_port,
         sandbox_port=sandbox_port,
         production_port=production_port,
+        federation_port=federation_port,
     )
     use_settings(settings)
     from guichet.habilitation.models import Environment
@@ -163,6 +168,7 @@ def run(
             "portal": bind(settings.host, settings.portal_port),
             "sandbox": bind(settings.host, settings.sandbox_port),
             "production": bind(settings.host, settings.production_port),
+            "federation": bind(settings.host, settings.federation_port),
         }
     except OSError as exc:
         raise fail(f"impossible d'écouter sur {settings.host} : {exc.strerror}.") from None
@@ -174,6 +180,7 @@ def run(
         Listener(
             "production", platform.gateway_app(Environment.PRODUCTION), socks["production"], context
         ),
+        Listener("federation", platform.federation_app(), socks["federation"], None),
     ]
     _print_banner(settings.portal_port, credentials_file)
     run_loop(serve(platform, listeners))
@@ -190,6 +197,9 @@ def _print_banner(portal_port: int, credentials_file: Path) -> None:
     console.print(f"[bold]Portail[/]            http://{settings.host}:{portal_port}")
     console.print(f"[bold]Bac à sable[/]        {settings.public_url('sandbox')}")
     console.print(f"[bold]Production[/]         {settings.public_url('production')}")
+    console.print(
+        f"[bold]Fédération (bac à sable)[/] http://{settings.host}:{settings.federation_port}"
+    )
     console.print(f"[bold]Identifiants démo[/]  {credentials_file.parent}")
     console.print("\nEssayez (bac à sable, persona 3999999930262) :\n")
     console.print(
@@ -382,6 +392,7 @@ def habilitation_revoke(
 
 
 def _mount_domain_commands() -> None:
+    from guichet.federation.cli import app as federation_app
     from guichet.journal.cli import app as journal_app
     from guichet.records.cli import app as data_app
     from guichet.sandbox.cli import app as sandbox_app
@@ -391,6 +402,9 @@ def _mount_domain_commands() -> None:
     )
     app.add_typer(sandbox_app, name="sandbox", help="La population fictive du bac à sable.")
     app.add_typer(data_app, name="data", help="Charger les données du fournisseur dans un magasin.")
+    app.add_typer(
+        federation_app, name="federation", help="Les clients de la fédération du bac à sable."
+    )
 
 
 _mount_domain_commands()

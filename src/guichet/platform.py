@@ -18,6 +18,8 @@ from starlette.types import ASGIApp
 
 from guichet.apis.impot_particulier import build_operations as ip_operations
 from guichet.apis.r2p import build_operations as r2p_operations
+from guichet.federation.app import build_federation_app
+from guichet.federation.server import FederationDeps
 from guichet.gateway.app import GatewayDeps, build_gateway_app
 from guichet.gateway.chain import ChainConfig, ControlChain, load_trust_store
 from guichet.gateway.context import ApiDeps, OperationHandler
@@ -96,6 +98,16 @@ class Platform:
             token_lifetime=settings.token_lifetime,
         )
         return build_gateway_app(deps, token_routes(oauth))
+
+    def federation_app(self) -> ASGIApp:
+        """The sandbox identity federation (behaves like FranceConnect v2), its own origin."""
+        deps = FederationDeps(
+            issuer=f"http://{self.settings.host}:{self.settings.federation_port}",
+            session_factory=self.runtime.session_factory,
+            master=self.runtime.master,
+            clock=self.runtime.clock,
+        )
+        return build_federation_app(deps)
 
     def portal_app(self) -> ASGIApp:
         return build_portal_app(self.runtime, self.quota)

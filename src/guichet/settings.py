@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     portal_port: int = 8000
     sandbox_port: int = 8443
     production_port: int = 9443
+    federation_port: int = Field(
+        default=8600, description="Port of the embedded sandbox federation (guichet run)."
+    )
     sandbox_public_url: str | None = Field(
         default=None, description="Public origin of the sandbox gateway (token issuer, audience)."
     )
@@ -53,6 +56,57 @@ class Settings(BaseSettings):
     maintenance: bool = Field(default=False, description="Answer 503 on every API call.")
     maintenance_retry_after: int = 600
     log_level: str = "INFO"
+    portal_public_url: str | None = Field(
+        default=None,
+        description="Public origin of the portal (links in mails); default http://HOST:PORTAL_PORT.",
+    )
+    smtp_url: str | None = Field(
+        default=None,
+        description="smtp://[user:password@]host[:port][?starttls=true] or smtps://…; "
+        "unset: mails go to the outbox directory.",
+    )
+    mail_from: str = Field(
+        default="guichet <ne-pas-repondre@guichet.example>", description="Sender of every mail."
+    )
+    outbox_dir: Path | None = Field(
+        default=None, description="Where mails go without SMTP; default DATA_DIR/outbox."
+    )
+    outbox_web: bool = Field(
+        default=True,
+        description="Show the outbox at /outbox when no SMTP is configured (embedded default; "
+        "turn off on any shared host: the outbox holds sign-in links).",
+    )
+    # The identity federation whose citizens' access tokens the gateway checks (FranceConnect
+    # mode): the embedded sandbox federation by default, the real FranceConnect by setting
+    # these five values (its URLs, and the data-provider client id and secret it issued).
+    federation_issuer: str = Field(
+        default="http://127.0.0.1:8600",
+        description="Issuer the /checktoken answer must carry (RFC 9701 'iss').",
+    )
+    federation_checktoken_url: str = Field(
+        default="http://127.0.0.1:8600/checktoken",
+        description="The federation's token check endpoint (FranceConnect v2 /checktoken).",
+    )
+    federation_jwks_url: str = Field(
+        default="http://127.0.0.1:8600/jwks",
+        description="The federation's public keys, which sign the /checktoken answers.",
+    )
+    federation_client_id: str | None = Field(
+        default=None,
+        description="The provider's data-provider client id at the federation (the answer's "
+        "'aud'); unset, FranceConnect-mode calls answer 503.",
+    )
+    federation_client_secret: str | None = Field(
+        default=None, description="The data-provider client secret at the federation."
+    )
+    federation_timeout: float = Field(
+        default=3.0, gt=0, le=30, description="Seconds before a silent federation is an outage."
+    )
+    federation_environments: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["sandbox"],
+        description="Comma-separated gateways (sandbox, production) that trust this "
+        "federation; the others refuse FranceConnect-mode calls (503).",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -61,11 +115,28 @@ class Settings(BaseSettings):
             return [ipaddress.ip_network(v.strip()) for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("federation_environments", mode="before")
+    @classmethod
+    def _split_environments(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list) and (bad := set(value) - {"sandbox", "production"}):
+            raise ValueError(f"unknown environment(s): {', '.join(sorted(map(str, bad)))}")
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'guichet.db').resolve()}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def resolved_portal_url(self) -> str:
+        return (self.portal_public_url or f"http://{self.host}:{self.portal_port}").rstrip("/")
 
     def public_url(self, environment: str) -> str:
         """The environment's gateway origin: token issuer and audience."""

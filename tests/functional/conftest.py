@@ -30,6 +30,7 @@ class Product:
     portal_url: str
     sandbox_url: str
     production_url: str
+    federation_url: str
     db_url: str
     proc: subprocess.Popen[bytes]
     log_file: Path
@@ -129,7 +130,7 @@ def product(
         env["GUICHET_DATABASE_URL"] = db_url
     else:
         db_url = f"sqlite:///{data_dir / 'guichet.db'}"
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(4)]
     log_file = data_dir.parent / f"{data_dir.name}.log"
     with log_file.open("wb") as log:
         proc = subprocess.Popen(
@@ -146,6 +147,8 @@ def product(
                 str(ports[1]),
                 "--production-port",
                 str(ports[2]),
+                "--federation-port",
+                str(ports[3]),
             ],
             env=env,
             stdout=log,
@@ -157,6 +160,7 @@ def product(
         portal_url=f"http://127.0.0.1:{ports[0]}",
         sandbox_url=f"https://127.0.0.1:{ports[1]}",
         production_url=f"https://127.0.0.1:{ports[2]}",
+        federation_url=f"http://127.0.0.1:{ports[3]}",
         db_url=db_url,
         proc=proc,
         log_file=log_file,

@@ -1,0 +1,114 @@
+"""Registering the federation's clients: partners (service providers) and data providers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from guichet.federation.models import ClientKind, FederationClient
+from guichet.federation.scopes import IDENTITY_SCOPES, OPENID, SCOPES_SUPPORTED
+from guichet.logs import event
+from guichet.secrets import hash_secret, new_secret
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCOPES = (OPENID, *IDENTITY_SCOPES)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredClient:
+    """A new client and its secret, shown once and never stored in clear."""
+
+    client_id: str
+    client_secret: str
+    client: FederationClient
+
+
+def _check_uri(uri: str) -> None:
+    """OpenID Connect Core §3.1.2.1: redirect URIs are compared exactly, so each one is
+    registered whole — absolute, http(s), no fragment; https except on loopback hosts."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URI: {uri!r}")
+    if parts.fragment or "#" in uri:
+        raise ValueError(f"a redirect URI has no fragment: {uri!r}")
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise ValueError(f"http is only for loopback hosts, use https: {uri!r}")
+
+
+def register_client(
+    session: Session,
+    *,
+    kind: ClientKind,
+    name: str,
+    now: dt.datetime,
+    redirect_uris: Sequence[str] = (),
+    post_logout_redirect_uris: Sequence[str] = (),
+    scopes: Sequence[str] | None = None,
+    habilitation_id: uuid.UUID | None = None,
+    sector: str | None = None,
+) -> RegisteredClient:
+    """Add a client in the caller's transaction; returns its secret (shown once).
+
+    A service provider needs at least one redirect URI and the ``openid`` scope; its
+    default scopes are ``openid`` and the identity scopes. A data provider has neither.
+    """
+    name = name.strip()
+    if not name:
+        raise ValueError("a client needs a name")
+    if kind is ClientKind.SERVICE_PROVIDER:
+        if not redirect_uris:
+            raise ValueError("a service provider needs at least one redirect URI")
+        granted = list(dict.fromkeys(scopes if scopes is not None else DEFAULT_SCOPES))
+        if OPENID not in granted:
+            raise ValueError("a service provider's scopes include openid")
+        unknown = sorted(set(granted) - SCOPES_SUPPORTED)
+        if unknown:
+            raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
+        for uri in (*redirect_uris, *post_logout_redirect_uris):
+            _check_uri(uri)
+    else:
+        if redirect_uris or post_logout_redirect_uris:
+            raise ValueError("a data provider has no redirect URI")
+        granted = []
+    client_id = secrets.token_hex(32)  # FranceConnect's client ids are 64 hex characters
+    secret = new_secret()
+    row = FederationClient(
+        client_id=client_id,
+        kind=kind,
+        name=name,
+        secret_hash=hash_secret(secret),
+        redirect_uris=list(dict.fromkeys(redirect_uris)),
+        post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris)),
+        scopes=granted,
+        sector=sector or client_id,
+        habilitation_id=habilitation_id,
+        disabled=False,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    event(
+        log,
+        "federation:client:registered",
+        client_id=client_id,
+        kind=kind.value,
+        habilitation_id=habilitation_id,
+    )
+    return RegisteredClient(client_id, secret, row)
+
+
+def list_clients(session: Session) -> list[FederationClient]:
+    return list(
+        session.scalars(
+            select(FederationClient).order_by(FederationClient.created_at, FederationClient.name)
+        )
+    )
