@@ -20,7 +20,17 @@ $(VENV)/.dev: $(BIN)/guichet pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(BIN)/guichet
+# The portal's State Design System, from npm (never a CDN), built into static assets.
+ASSETS := src/guichet/portal/static/dsfr/dsfr.min.css
+
+node_modules/.package-lock.json: package.json package-lock.json .dsfr.yml
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(ASSETS): node_modules/.package-lock.json scripts/build-assets.sh
+	scripts/build-assets.sh
+
+run: $(BIN)/guichet $(ASSETS)
 	$(BIN)/guichet run
 
 test-deps:
@@ -33,7 +43,7 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy src
 
-unit: $(VENV)/.dev
+unit: $(VENV)/.dev $(ASSETS)
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 test: test-deps $(VENV)/.dev lint typecheck unit
@@ -42,4 +52,4 @@ bench: $(BIN)/guichet
 	$(BIN)/python -m bench.gateway
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache node_modules src/guichet/portal/static/dsfr

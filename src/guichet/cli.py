@@ -188,6 +188,7 @@ def run(
 
 
 def _print_banner(portal_port: int, credentials_file: Path) -> None:
+    from guichet.accounts.seed import INSTRUCTOR_EMAIL
     from guichet.demo import demo_curl
 
     settings = get_settings()
@@ -201,6 +202,11 @@ def _print_banner(portal_port: int, credentials_file: Path) -> None:
         f"[bold]Fédération (bac à sable)[/] http://{settings.host}:{settings.federation_port}"
     )
     console.print(f"[bold]Identifiants démo[/]  {credentials_file.parent}")
+    instructor = credentials_file.parent / "instructor.txt"
+    if instructor.exists():
+        console.print(
+            f"[bold]Instructeur[/]        {INSTRUCTOR_EMAIL} — mot de passe dans {instructor}"
+        )
     console.print("\nEssayez (bac à sable, persona 3999999930262) :\n")
     console.print(
         demo_curl(credentials_file, creds, "3999999930262", year),
@@ -392,6 +398,7 @@ def habilitation_revoke(
 
 
 def _mount_domain_commands() -> None:
+    from guichet.accounts.cli import app as user_app
     from guichet.federation.cli import app as federation_app
     from guichet.journal.cli import app as journal_app
     from guichet.records.cli import app as data_app
@@ -405,6 +412,7 @@ def _mount_domain_commands() -> None:
     app.add_typer(
         federation_app, name="federation", help="Les clients de la fédération du bac à sable."
     )
+    app.add_typer(user_app, name="user", help="Les comptes du portail.")
 
 
 _mount_domain_commands()

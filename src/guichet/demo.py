@@ -12,8 +12,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from guichet.accounts.seed import ensure_instructor
 from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS
 from guichet.db import transaction
+from guichet.federation.clients import register_client
+from guichet.federation.models import ClientKind
 from guichet.habilitation.models import AccessMode, Environment, Habilitation, Organisation
 from guichet.habilitation.service import (
     HabilitationSpec,
@@ -38,6 +41,7 @@ class InitReport:
     credentials_file: Path
     seeded_households: int | None
     demo_created: bool
+    instructor_email: str
 
 
 def initialise(runtime: Runtime, *, households: int = 10_000) -> InitReport:
@@ -56,7 +60,31 @@ def initialise(runtime: Runtime, *, households: int = 10_000) -> InitReport:
         seed(runtime.session_factory, households=households, reference_year=now.year)
         seeded = households
     credentials, created = ensure_demo(runtime, pki)
-    return InitReport(pki, credentials, seeded, created)
+    ensure_federation_data_provider(runtime)
+    instructor, _ = ensure_instructor(runtime)
+    return InitReport(pki, credentials, seeded, created, instructor)
+
+
+def ensure_federation_data_provider(runtime: Runtime) -> Path:
+    """The gateway's data-provider client at the embedded federation (for /checktoken).
+
+    Its secret lives only in ``DATA_DIR/federation/data-provider.json`` (0600), read by
+    ``guichet.gateway.franceconnect.from_settings`` when no credentials are configured.
+    """
+    path = runtime.settings.data_dir.resolve() / "federation" / "data-provider.json"
+    if path.exists():
+        return path
+    with transaction(runtime.session_factory) as session:
+        registered = register_client(
+            session,
+            kind=ClientKind.DATA_PROVIDER,
+            name="DGFiP — passerelle guichet",
+            now=runtime.clock.now(),
+        )
+        document = {"client_id": registered.client_id, "client_secret": registered.client_secret}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, (json.dumps(document, indent=2) + "\n").encode())
+    return path
 
 
 def ensure_demo(runtime: Runtime, pki: LocalPki) -> tuple[Path, bool]:

@@ -23,6 +23,7 @@ from guichet.federation.server import FederationDeps
 from guichet.gateway.app import GatewayDeps, build_gateway_app
 from guichet.gateway.chain import ChainConfig, ControlChain, load_trust_store
 from guichet.gateway.context import ApiDeps, OperationHandler
+from guichet.gateway.franceconnect import from_settings as franceconnect_from_settings
 from guichet.gateway.policy import PolicyCache, Snapshot
 from guichet.gateway.quota import QuotaService
 from guichet.gateway.tls import TrustStore, build_server_ssl_context, make_server
@@ -54,8 +55,13 @@ class Platform:
         self.journal = JournalWriter(runtime.session_factory)
         self.quota = QuotaService(self.settings.redis_url, workers=self.settings.workers)
         api_deps = ApiDeps(runtime.session_factory, runtime.clock)
+        # One federation check (and its cache) shared by the gateways that trust it.
+        self.federation_check = franceconnect_from_settings(self.settings, runtime.clock)
+        federation = {
+            Environment(e): self.federation_check for e in self.settings.federation_environments
+        }
         self.operations: dict[str, OperationHandler] = {
-            **ip_operations(api_deps),
+            **ip_operations(api_deps, federation),
             **r2p_operations(api_deps),
         }
         self._tasks: list[asyncio.Task[Any]] = []
@@ -102,7 +108,7 @@ class Platform:
     def federation_app(self) -> ASGIApp:
         """The sandbox identity federation (behaves like FranceConnect v2), its own origin."""
         deps = FederationDeps(
-            issuer=f"http://{self.settings.host}:{self.settings.federation_port}",
+            issuer=self.settings.embedded_federation_url,
             session_factory=self.runtime.session_factory,
             master=self.runtime.master,
             clock=self.runtime.clock,
@@ -138,6 +144,7 @@ class Platform:
                 await task
         await self.journal.close()
         await self.quota.aclose()
+        await self.federation_check.aclose()
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:

@@ -79,22 +79,26 @@ class Settings(BaseSettings):
     # The identity federation whose citizens' access tokens the gateway checks (FranceConnect
     # mode): the embedded sandbox federation by default, the real FranceConnect by setting
     # these five values (its URLs, and the data-provider client id and secret it issued).
-    federation_issuer: str = Field(
-        default="http://127.0.0.1:8600",
-        description="Issuer the /checktoken answer must carry (RFC 9701 'iss').",
+    federation_issuer: str | None = Field(
+        default=None,
+        description="Issuer the /checktoken answer must carry (RFC 9701 'iss'); "
+        "default: the embedded sandbox federation, http://HOST:FEDERATION_PORT.",
     )
-    federation_checktoken_url: str = Field(
-        default="http://127.0.0.1:8600/checktoken",
-        description="The federation's token check endpoint (FranceConnect v2 /checktoken).",
+    federation_checktoken_url: str | None = Field(
+        default=None,
+        description="The federation's token check endpoint (FranceConnect v2 /checktoken); "
+        "default ISSUER/checktoken.",
     )
-    federation_jwks_url: str = Field(
-        default="http://127.0.0.1:8600/jwks",
-        description="The federation's public keys, which sign the /checktoken answers.",
+    federation_jwks_url: str | None = Field(
+        default=None,
+        description="The federation's public keys, which sign the /checktoken answers; "
+        "default ISSUER/jwks.",
     )
     federation_client_id: str | None = Field(
         default=None,
         description="The provider's data-provider client id at the federation (the answer's "
-        "'aud'); unset, FranceConnect-mode calls answer 503.",
+        "'aud'); default: the one `guichet init` registered at the embedded federation "
+        "(DATA_DIR/federation/data-provider.json).",
     )
     federation_client_secret: str | None = Field(
         default=None, description="The data-provider client secret at the federation."
@@ -137,6 +141,20 @@ class Settings(BaseSettings):
     @property
     def resolved_portal_url(self) -> str:
         return (self.portal_public_url or f"http://{self.host}:{self.portal_port}").rstrip("/")
+
+    @property
+    def embedded_federation_url(self) -> str:
+        return f"http://{self.host}:{self.federation_port}"
+
+    @property
+    def federation_urls(self) -> tuple[str, str, str]:
+        """(issuer, checktoken URL, JWKS URL) of the federation the gateway trusts."""
+        issuer = (self.federation_issuer or self.embedded_federation_url).rstrip("/")
+        return (
+            issuer,
+            self.federation_checktoken_url or f"{issuer}/checktoken",
+            self.federation_jwks_url or f"{issuer}/jwks",
+        )
 
     def public_url(self, environment: str) -> str:
         """The environment's gateway origin: token issuer and audience."""

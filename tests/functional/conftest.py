@@ -30,10 +30,10 @@ class Product:
     portal_url: str
     sandbox_url: str
     production_url: str
-    federation_url: str
     db_url: str
     proc: subprocess.Popen[bytes]
     log_file: Path
+    federation_url: str = ""
     credentials: dict[str, Any] = field(default_factory=dict)
     _factory: sessionmaker[Session] | None = None
 

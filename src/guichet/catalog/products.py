@@ -98,7 +98,59 @@ YEAR_SCOPES: Final = MappingProxyType(
 )
 YEAR_FALLBACK_SCOPE: Final = "dgfip_annee_n_moins_2_si_indispo_n_moins_1"
 
-_IP = "/impotparticulier/1.0"
+# The product's root: the APIM contract lives under ``/1.0``, the convention's older OS
+# contract [003 annexe 3 §3.2] directly under it (``/impotparticulier/os{X}/{ANNEE}``).
+_IP = "/impotparticulier"
+_V1 = "/1.0"
+
+# The IR "assiettes" resources: (name stem, path after the person, resource scope).
+_IR_RESOURCES: Final = (
+    ("ir_assiettes", "/situations/ir/assiettes/annrev/{annrev}", "RessourceIR"),
+    (
+        "ir_assiettes_multiple",
+        "/situations/ir/assiettes/multiple/annrev/{annrev}",
+        "RessourceIRMultiple",
+    ),
+    (
+        "ir_derniere_situation",
+        "/dernieresituation/ir/assiettes/annrev/{annrev}",
+        "RessourceIRDerniere",
+    ),
+    (
+        "ir_derniere_situation_deuxans",
+        "/dernieresituation/ir/assiettes/deuxans",
+        "RessourceIRDerniere2",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferOfService:
+    """One OS of the convention's FranceConnect contract [003 annexe 3 §5]."""
+
+    number: int
+    operation: str
+    label: str
+    data_scopes: tuple[str, ...]
+    resource_scope: str = "RessourceIR"
+
+
+OFFERS_OF_SERVICE: Final = (
+    OfferOfService(1, "os1_rfr", "RFR et nombre de parts", ("dgfip_rfr", "dgfip_nbpart")),
+    OfferOfService(2, "os2_aft", "Adresse fiscale de taxation à l'IR", ("dgfip_aft",)),
+    OfferOfService(3, "os3_rns", "Revenus non salariaux", ("dgfip_rns",)),
+    OfferOfService(
+        4,
+        "os4_sitfam",
+        "Situation de famille",
+        ("dgfip_sitfam", "dgfip_pac", "dgfip_decl", "dgfip_pariso"),
+    ),
+    OfferOfService(5, "os5_pensalper", "Pensions alimentaires perçues", ("dgfip_pensalper",)),
+    OfferOfService(6, "os6_inddeficit", "Existence d'un déficit", ("dgfip_inddeficit",)),
+    OfferOfService(7, "os7_locaux_th", "Données TH", ("dgfip_locaux_th",), "RessourceTHPrincipale"),
+    OfferOfService(8, "os8_rbg", "Revenu brut global", ("dgfip_rbg",)),
+    OfferOfService(9, "os9_rev_monde", "Revenus mondiaux", ("dgfip_rev_monde",)),
+)
 
 IMPOT_PARTICULIER: Final = ApiProduct(
     key="impot_particulier",
@@ -108,29 +160,20 @@ IMPOT_PARTICULIER: Final = ApiProduct(
     media_type=IR_MEDIA_TYPE,
     data_scopes=IR_DATA_SCOPES,
     operations=(
-        Operation(
-            "ir_assiettes_spi",
-            "/spi/{spi}/situations/ir/assiettes/annrev/{annrev}",
-            "RessourceIR",
-            "spi",
+        # By SPI [004 CGU §4].
+        *(
+            Operation(f"{n}_spi", f"{_V1}/spi/{{spi}}{p}", scope, "spi")
+            for n, p, scope in _IR_RESOURCES
         ),
-        Operation(
-            "ir_assiettes_multiple_spi",
-            "/spi/{spi}/situations/ir/assiettes/multiple/annrev/{annrev}",
-            "RessourceIRMultiple",
-            "spi",
+        # FranceConnect mode: the citizen's federation token in ``X-FranceConnect-OAuth``.
+        *(
+            Operation(f"{n}_fc", f"{_V1}{p}", scope, "franceconnect")
+            for n, p, scope in _IR_RESOURCES
         ),
-        Operation(
-            "ir_derniere_situation_spi",
-            "/spi/{spi}/dernieresituation/ir/assiettes/annrev/{annrev}",
-            "RessourceIRDerniere",
-            "spi",
-        ),
-        Operation(
-            "ir_derniere_situation_deuxans_spi",
-            "/spi/{spi}/dernieresituation/ir/assiettes/deuxans",
-            "RessourceIRDerniere2",
-            "spi",
+        # The convention's OS contract, a compatibility surface over the same checks.
+        *(
+            Operation(o.operation, f"/os{o.number}/{{annee}}", o.resource_scope, "franceconnect")
+            for o in OFFERS_OF_SERVICE
         ),
     ),
 )

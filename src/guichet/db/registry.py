@@ -1,5 +1,6 @@
 """Imports every model module, so ``Base.metadata`` knows every table (Alembic, tests)."""
 
+from guichet.accounts import models as _accounts  # noqa: F401
 from guichet.db import models as _db  # noqa: F401
 from guichet.db.base import Base
 from guichet.federation import models as _federation  # noqa: F401

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -114,16 +115,21 @@ class GatewayCall:
             outcome = exc.code
             ctx.data_scopes_returned = []
             response = problem_response(exc, correlation_id, ctx.path, headers)
-        except Exception:
-            # Never a stack trace to the caller; the log carries ids, not personal data.
+        except Exception as exc:
+            # Never a stack trace to the caller. The log gets the exception's class and its
+            # frames, not its message: a message may quote a row, hence an SPI or a name.
             event(
                 log,
                 "gateway.internal_error",
                 logging.ERROR,
                 correlation_id=correlation_id,
                 operation=self._op_name,
+                error=type(exc).__name__,
+                frames=" | ".join(
+                    f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}"
+                    for f in traceback.extract_tb(exc.__traceback__)
+                ),
             )
-            log.exception("gateway.internal_error.trace")
             outcome = "internal_error"
             ctx.data_scopes_returned = []
             response = problem_response(errors.InternalError(), correlation_id, ctx.path)

@@ -69,8 +69,19 @@ def parse_client_cert_header(value: str) -> PresentedCertificate:
 
 
 def _peer_host(scope: Mapping[str, Any]) -> str:
+    """The TCP peer; an IPv4 client of a dual-stack socket (``::ffff:a.b.c.d``) as IPv4,
+    so that declared IPv4 ranges and trusted proxies match it."""
     client = scope.get("client")
-    return str(client[0]) if client else ""
+    if not client:
+        return ""
+    host = str(client[0])
+    try:
+        mapped = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
+        return str(mapped.ipv4_mapped)
+    return host
 
 
 def is_trusted_proxy(host: str, trusted: Sequence[Network]) -> bool:

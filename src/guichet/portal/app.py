@@ -1,30 +1,43 @@
-"""The portal origin: home page with the documentation, and Prometheus ``/metrics``.
+"""The portal origin: the assembly of its pages, static assets and middleware.
 
-The full partner and instructor portal (DSFR) arrives with the habilitation workflow.
+Pages: home with the documentation, ``/docs/{name}``, the account pages, ``/outbox`` in the
+embedded default, Prometheus ``/metrics`` and ``/healthz``. The State Design System (DSFR)
+is served from ``/static/dsfr/``, built from npm by ``scripts/build-assets.sh``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import re
 from pathlib import Path
 
-from jinja2 import Environment as Jinja
-from jinja2 import FileSystemLoader, select_autoescape
+from argon2 import PasswordHasher
 from markdown_it import MarkdownIt
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import guichet
+from guichet.accounts.passwords import Passwords
+from guichet.accounts.service import AccountService
+from guichet.accounts.sessions import SessionStore
 from guichet.gateway.quota import QuotaService
+from guichet.logs import event
+from guichet.mail import Mailer, build_mailer
+from guichet.mail.outbox import Outbox
+from guichet.portal import accounts, outbox
+from guichet.portal.security import SecurityHeaders
+from guichet.portal.web import PortalDeps, render
 from guichet.runtime import Runtime
 
-TEMPLATES = Jinja(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
 DOCS_DIR = Path(guichet.__file__).resolve().parents[2] / "docs"
 DOC_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 
@@ -32,6 +45,7 @@ DOCS = [
     ("partner-quickstart", "Démarrage rapide pour les partenaires"),
     ("sandbox", "Bac à sable : population fictive et personas"),
     ("catalogue", "Catalogue des API, portées et champs"),
+    ("portal", "Le portail : comptes, connexion, accessibilité"),
     ("operator-guide", "Guide d'exploitation"),
     ("architecture", "Architecture"),
 ]
@@ -39,12 +53,45 @@ DOCS = [
 POLICY_GENERATION = Gauge("guichet_policy_generation", "Generation of the policy snapshot in use.")
 
 
-def build_portal_app(runtime: Runtime, quota: QuotaService) -> Starlette:
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def build_portal_app(
+    runtime: Runtime,
+    quota: QuotaService,
+    *,
+    mailer: Mailer | None = None,
+    password_hasher: PasswordHasher | None = None,
+) -> Starlette:
     settings = runtime.settings
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    accounts_service = AccountService(
+        runtime.session_factory,
+        runtime.clock,
+        mailer or build_mailer(settings, runtime.clock),
+        settings.resolved_portal_url,
+        Passwords(password_hasher),
+    )
+    show_outbox = settings.smtp_url is None and settings.outbox_web
+    if show_outbox and not _loopback(settings.host):
+        event(log, "portal.outbox_exposed", logging.WARNING, host=settings.host)
+    portal_deps = PortalDeps(
+        settings=settings,
+        accounts=accounts_service,
+        sessions=SessionStore(runtime.session_factory, runtime.clock),
+        outbox=Outbox(settings.resolved_outbox_dir) if show_outbox else None,
+    )
+    if not (STATIC_DIR / "dsfr" / "dsfr.min.css").is_file():
+        event(log, "portal.assets_missing", logging.WARNING, hint="scripts/build-assets.sh")
 
-    async def home(_: Request) -> Response:
-        page = TEMPLATES.get_template("home.html").render(
+    async def home(request: Request) -> Response:
+        return await render(
+            request,
+            "home.html",
             version=guichet.__version__,
             sandbox_url=settings.public_url("sandbox"),
             production_url=settings.public_url("production"),
@@ -52,18 +99,21 @@ def build_portal_app(runtime: Runtime, quota: QuotaService) -> Starlette:
             docs=DOCS,
             quota_degraded=quota.degraded,
         )
-        return HTMLResponse(page)
 
     async def doc(request: Request) -> Response:
         name = request.path_params["name"]
         path = DOCS_DIR / f"{name}.md"
         if not DOC_NAME.match(name) or not path.is_file():
-            page = TEMPLATES.get_template("doc.html").render(title="Page introuvable", body="")
-            return HTMLResponse(page, status_code=404)
+            return await render(
+                request,
+                "error.html",
+                status_code=404,
+                title="Page introuvable",
+                message="Cette page n'existe pas.",
+            )
         text = path.read_text(encoding="utf-8")
         title = next((line[2:] for line in text.splitlines() if line.startswith("# ")), name)
-        page = TEMPLATES.get_template("doc.html").render(title=title, body=md.render(text))
-        return HTMLResponse(page)
+        return await render(request, "doc.html", title=title, body=md.render(text))
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -71,11 +121,17 @@ def build_portal_app(runtime: Runtime, quota: QuotaService) -> Starlette:
     async def healthz(_: Request) -> Response:
         return Response('{"status":"ok"}', media_type="application/json")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", home),
             Route("/docs/{name}", doc),
+            *accounts.ROUTES,
+            *outbox.ROUTES,
             Route("/metrics", metrics),
             Route("/healthz", healthz),
-        ]
+            Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
     )
+    app.state.deps = portal_deps
+    return app

@@ -1,0 +1,1 @@
+"""People of the portal: accounts, roles, organisation memberships, sign-in and sessions."""

@@ -1,0 +1,159 @@
+"""Accounts, their roles and organisation memberships, external identities, one-time tokens
+and portal sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from guichet.db.base import Base
+from guichet.habilitation.models import Organisation
+
+
+class PartnerRole(StrEnum):
+    """A person's role for one partner organisation (the contacts of a request, SPEC §2)."""
+
+    APPLICANT = "applicant"
+    TECHNICAL_CONTACT = "technical_contact"
+    DPO = "dpo"
+    LEGAL_REPRESENTATIVE = "legal_representative"
+
+
+class ProviderRole(StrEnum):
+    """A role of the provider's staff (SPEC §2)."""
+
+    INSTRUCTOR = "instructor"
+    OPERATOR = "operator"
+    SECURITY_OFFICER = "security_officer"
+    ADMINISTRATOR = "administrator"
+
+
+class TokenPurpose(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a secret
+
+
+PARTNER_ROLE_LABELS = {
+    PartnerRole.APPLICANT: "Demandeur",
+    PartnerRole.TECHNICAL_CONTACT: "Responsable technique",
+    PartnerRole.DPO: "Délégué à la protection des données",
+    PartnerRole.LEGAL_REPRESENTATIVE: "Représentant légal",
+}
+PROVIDER_ROLE_LABELS = {
+    ProviderRole.INSTRUCTOR: "Instructeur",
+    ProviderRole.OPERATOR: "Exploitant",
+    ProviderRole.SECURITY_OFFICER: "Responsable de la sécurité",
+    ProviderRole.ADMINISTRATOR: "Administrateur",
+}
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        cls, name=name, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e]
+    )
+
+
+class User(Base):
+    """A person who signs in to the portal; ``email_key`` (casefolded) is unique."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    # argon2id (PHC string); None for accounts that sign in only through an identity provider
+    # or have not chosen a password yet.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    email_verified_at: Mapped[dt.datetime | None]
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None]
+    last_sign_in_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+    provider_roles: Mapped[list[ProviderRoleGrant]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+
+class Membership(Base):
+    """A person's role in a partner organisation; one row per (user, organisation, role)."""
+
+    __tablename__ = "organisation_membership"
+    __table_args__ = (UniqueConstraint("user_id", "organisation_id", "role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"), index=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
+    role: Mapped[PartnerRole] = mapped_column(_enum(PartnerRole, "partner_role"))
+    created_at: Mapped[dt.datetime]
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    organisation: Mapped[Organisation] = relationship()
+
+
+class ProviderRoleGrant(Base):
+    """A provider role held by a person (instructor, operator, security officer, admin)."""
+
+    __tablename__ = "provider_role_grant"
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"), index=True)
+    role: Mapped[ProviderRole] = mapped_column(_enum(ProviderRole, "provider_role"))
+    created_at: Mapped[dt.datetime]
+
+    user: Mapped[User] = relationship(back_populates="provider_roles")
+
+
+class Identity(Base):
+    """An external sign-in method bound to an account: (provider, subject), e.g. ProConnect's
+    ``sub``. Password sign-in needs no row here."""
+
+    __tablename__ = "user_identity"
+    __table_args__ = (UniqueConstraint("provider", "subject"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+    last_used_at: Mapped[dt.datetime | None]
+
+
+class AccountToken(Base):
+    """A single-use, expiring token sent by mail; only its SHA-256 is stored."""
+
+    __tablename__ = "account_token"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"), index=True)
+    purpose: Mapped[TokenPurpose] = mapped_column(_enum(TokenPurpose, "token_purpose"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class PortalSession(Base):
+    """A browser's session: the cookie holds a random id, the table its SHA-256."""
+
+    __tablename__ = "portal_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"), index=True)
+    # The synchronizer token every form of this session carries (CSRF).
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    # "password", or an identity provider's name (e.g. "proconnect").
+    auth_method: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -1,0 +1,200 @@
+"""The account pages: sign-up, email verification, sign-in and out, password reset, my account.
+
+Routes parse the form, call ``AccountService`` and map its answer to a page (STYLE 3).
+"""
+
+from __future__ import annotations
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from guichet.accounts.errors import AccountTokenInvalid, EmailNotVerified, FormInvalid, SignInFailed
+from guichet.accounts.models import PARTNER_ROLE_LABELS
+from guichet.accounts.service import SignUpForm
+from guichet.accounts.sessions import SessionData
+from guichet.portal.web import (
+    csrf_protected,
+    current_session,
+    deps,
+    field,
+    redirect,
+    render,
+    use_session,
+)
+
+SIGN_UP_FIELDS = ("email", "display_name", "siret", "organisation_name", "role")
+ROLES = list(PARTNER_ROLE_LABELS.items())
+
+
+async def sign_up_page(request: Request) -> Response:
+    return await render(
+        request, "accounts/sign_up.html", form=True, values={}, errors={}, roles=ROLES
+    )
+
+
+@csrf_protected
+async def sign_up(request: Request, form: FormData, _: SessionData) -> Response:
+    values = {name: field(form, name, 400) for name in SIGN_UP_FIELDS}
+    data = SignUpForm(password=field(form, "password", 1000), **values)
+    try:
+        await run_in_threadpool(deps(request).accounts.sign_up, data)
+    except FormInvalid as exc:
+        return await render(
+            request,
+            "accounts/sign_up.html",
+            form=True,
+            status_code=400,
+            values=values,
+            errors=exc.errors,
+            roles=ROLES,
+        )
+    return redirect(request, "/inscription/envoyee")
+
+
+async def sign_up_sent(request: Request) -> Response:
+    return await render(request, "accounts/sign_up_sent.html")
+
+
+async def verify_email(request: Request) -> Response:
+    token = request.query_params.get("token", "")
+    try:
+        await run_in_threadpool(deps(request).accounts.verify_email, token)
+    except AccountTokenInvalid as exc:
+        return await render(
+            request, "accounts/verified.html", status_code=400, ok=False, message=exc.detail
+        )
+    return await render(request, "accounts/verified.html", ok=True)
+
+
+async def sign_in_page(request: Request) -> Response:
+    notice = "reset" if request.query_params.get("reinitialise") else None
+    return await render(
+        request, "accounts/sign_in.html", form=True, email="", error=None, notice=notice
+    )
+
+
+@csrf_protected
+async def sign_in(request: Request, form: FormData, session: SessionData) -> Response:
+    email = field(form, "email", 320)
+    d = deps(request)
+    try:
+        signed_in = await run_in_threadpool(d.accounts.sign_in, email, field(form, "password"))
+    except (SignInFailed, EmailNotVerified) as exc:
+        return await render(
+            request,
+            "accounts/sign_in.html",
+            form=True,
+            status_code=exc.status,
+            email=email,
+            error=exc.detail,
+            notice=None,
+        )
+    # A new session id and CSRF token once signed in (no session fixation).
+    new = await run_in_threadpool(d.sessions.sign_in, session, signed_in.user_id, signed_in.method)
+    use_session(request, new)
+    return redirect(request, "/mon-compte")
+
+
+@csrf_protected
+async def sign_out(request: Request, _: FormData, session: SessionData) -> Response:
+    await run_in_threadpool(deps(request).sessions.destroy, session.token)
+    use_session(request, None)
+    return redirect(request, "/")
+
+
+async def forgot_page(request: Request) -> Response:
+    return await render(request, "accounts/forgot.html", form=True, sent=False, email="", errors={})
+
+
+@csrf_protected
+async def forgot(request: Request, form: FormData, _: SessionData) -> Response:
+    email = field(form, "email", 320)
+    if not email.strip():
+        errors = {"email": "Saisissez l'adresse électronique de votre compte."}
+        return await render(
+            request,
+            "accounts/forgot.html",
+            status_code=400,
+            form=True,
+            sent=False,
+            email="",
+            errors=errors,
+        )
+    # The answer leaves before the lookup and the mail: its timing says nothing about
+    # whether the address has an account.
+    response = await render(request, "accounts/forgot.html", sent=True, email="", errors={})
+    response.background = BackgroundTask(deps(request).accounts.request_password_reset, email)
+    return response
+
+
+async def reset_page(request: Request) -> Response:
+    token = request.query_params.get("token", "")
+    usable = await run_in_threadpool(deps(request).accounts.check_reset_token, token)
+    return await render(
+        request,
+        "accounts/reset.html",
+        form=True,
+        token=token,
+        usable=usable,
+        errors={},
+        message=None,
+    )
+
+
+@csrf_protected
+async def reset(request: Request, form: FormData, _: SessionData) -> Response:
+    token = field(form, "token", 200)
+    try:
+        await run_in_threadpool(
+            deps(request).accounts.reset_password, token, field(form, "password")
+        )
+    except FormInvalid as exc:
+        return await render(
+            request,
+            "accounts/reset.html",
+            form=True,
+            status_code=400,
+            token=token,
+            usable=True,
+            errors=exc.errors,
+            message=None,
+        )
+    except AccountTokenInvalid as exc:
+        return await render(
+            request,
+            "accounts/reset.html",
+            form=True,
+            status_code=400,
+            token="",
+            usable=False,
+            errors={},
+            message=exc.detail,
+        )
+    return redirect(request, "/connexion?reinitialise=1")
+
+
+async def my_account(request: Request) -> Response:
+    session = await current_session(request)
+    if session is None or session.user_id is None:
+        return redirect(request, "/connexion")
+    return await render(request, "accounts/my_account.html")
+
+
+ROUTES = [
+    Route("/inscription", sign_up_page, methods=["GET"]),
+    Route("/inscription", sign_up, methods=["POST"]),
+    Route("/inscription/envoyee", sign_up_sent, methods=["GET"]),
+    Route("/verification-email", verify_email, methods=["GET"]),
+    Route("/connexion", sign_in_page, methods=["GET"]),
+    Route("/connexion", sign_in, methods=["POST"]),
+    Route("/deconnexion", sign_out, methods=["POST"]),
+    Route("/mot-de-passe/oubli", forgot_page, methods=["GET"]),
+    Route("/mot-de-passe/oubli", forgot, methods=["POST"]),
+    Route("/mot-de-passe/nouveau", reset_page, methods=["GET"]),
+    Route("/mot-de-passe/nouveau", reset, methods=["POST"]),
+    Route("/mon-compte", my_account, methods=["GET"]),
+]

@@ -1,0 +1,196 @@
+"""What every portal view shares: dependencies, the session cookie, CSRF, page rendering."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment as Jinja
+from jinja2 import FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from guichet.accounts.service import AccountService, AccountView
+from guichet.accounts.sessions import SessionData, SessionStore
+from guichet.logs import event
+from guichet.mail.outbox import Outbox
+from guichet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Jinja(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+COOKIE = "guichet_session"
+# Over HTTPS the __Host- prefix pins the cookie to this origin (Secure, Path=/, no Domain).
+SECURE_COOKIE = "__Host-guichet_session"
+CSRF_FIELD = "csrf_token"
+MAX_FORM_FIELDS = 50
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def linkify(text: str) -> Markup:
+    """Plain text, escaped, with its http(s) links made clickable (the outbox's mails)."""
+    escaped = str(escape(text))
+    return Markup(_URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped))  # noqa: S704
+
+
+TEMPLATES.filters["linkify"] = linkify
+
+
+@dataclass
+class PortalDeps:
+    settings: Settings
+    accounts: AccountService
+    sessions: SessionStore
+    outbox: Outbox | None
+
+
+def deps(request: Request) -> PortalDeps:
+    found = request.app.state.deps
+    assert isinstance(found, PortalDeps)
+    return found
+
+
+def is_https(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def cookie_name(request: Request) -> str:
+    return SECURE_COOKIE if is_https(request) else COOKIE
+
+
+async def current_session(request: Request) -> SessionData | None:
+    """The request's live session (read once per request)."""
+    if not hasattr(request.state, "session"):
+        token = request.cookies.get(cookie_name(request))
+        request.state.session = await run_in_threadpool(deps(request).sessions.load, token)
+    found = request.state.session
+    return found if isinstance(found, SessionData) else None
+
+
+async def ensure_session(request: Request) -> SessionData:
+    """The visitor's session, created (anonymous) if there is none: forms need its CSRF token."""
+    session = await current_session(request)
+    if session is None:
+        session = await run_in_threadpool(deps(request).sessions.create)
+        use_session(request, session)
+    return session
+
+
+def use_session(request: Request, session: SessionData | None) -> None:
+    """From now on this request's session is ``session``; the response sets the cookie."""
+    request.state.session = session
+    request.state.session_changed = True
+
+
+def finish(request: Request, response: Response) -> Response:
+    """Sets or clears the session cookie if the session changed during the request."""
+    if getattr(request.state, "session_changed", False):
+        session = request.state.session
+        name = cookie_name(request)
+        if session is None:
+            response.delete_cookie(
+                name, path="/", secure=is_https(request), httponly=True, samesite="lax"
+            )
+        else:
+            response.set_cookie(
+                name,
+                session.token,
+                path="/",
+                secure=is_https(request),
+                httponly=True,
+                samesite="lax",
+            )
+    return response
+
+
+async def current_account(request: Request) -> AccountView | None:
+    session = await current_session(request)
+    if session is None or session.user_id is None:
+        return None
+    return await run_in_threadpool(deps(request).accounts.account, session.user_id)
+
+
+async def render(
+    request: Request, template: str, status_code: int = 200, *, form: bool = False, **context: Any
+) -> Response:
+    """A page of the layout, with the visitor's account and the session's CSRF token.
+
+    A page with a form (``form=True``) gives an anonymous visitor a session, for its CSRF
+    token; other pages create nothing.
+    """
+    session = await ensure_session(request) if form else await current_session(request)
+    d = deps(request)
+    page = TEMPLATES.get_template(template).render(
+        request_path=request.url.path,
+        account=await current_account(request),
+        csrf_token=session.csrf_token if session else "",
+        outbox_enabled=d.outbox is not None,
+        **context,
+    )
+    return finish(request, HTMLResponse(page, status_code=status_code))
+
+
+def redirect(request: Request, url: str) -> Response:
+    return finish(request, RedirectResponse(url, status_code=303))
+
+
+def _cross_site(request: Request) -> bool:
+    """Defence in depth before the CSRF token: browsers say where a request comes from.
+
+    ``Sec-Fetch-Site`` first (modern browsers); otherwise a real ``Origin`` must be ours.
+    ``Origin: null`` is what browsers send under ``Referrer-Policy: no-referrer``: the
+    token decides then.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in {"same-origin", "none"}
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        return origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}"
+    return False
+
+
+FormHandler = Callable[[Request, FormData, SessionData], Awaitable[Response]]
+
+
+def csrf_protected(handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Every POST of the portal goes through here: a cross-site request, or a form without
+    the session's synchronizer token, is refused with 403 before the handler runs."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+        session = await current_session(request)
+        if (
+            _cross_site(request)
+            or session is None
+            or not session.csrf_matches(str(form.get(CSRF_FIELD) or ""))
+        ):
+            event(log, "portal.csrf_refused", path=request.url.path)
+            return await render(
+                request,
+                "error.html",
+                status_code=403,
+                title="Formulaire expiré",
+                message="Ce formulaire a expiré ou ne vient pas de ce site. "
+                "Rechargez la page et recommencez.",
+            )
+        return await handler(request, form, session)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def field(form: FormData, name: str, limit: int = 1000) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""

@@ -1,0 +1,528 @@
+"""The data provider's check of a federation token, against the real sandbox federation app
+(in process, over ``httpx.ASGITransport``): RFC 9701 verification, cache, outages, attacks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import re
+import secrets
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, OctKey, RSAKey
+from sqlalchemy.orm import Session, sessionmaker
+
+from guichet.clock import FrozenClock
+from guichet.db import transaction
+from guichet.errors import UpstreamUnavailable
+from guichet.federation.app import build_federation_app
+from guichet.federation.clients import RegisteredClient, register_client
+from guichet.federation.models import ClientKind
+from guichet.federation.server import FederationDeps
+from guichet.gateway.franceconnect import (
+    FederationAnswerInvalid,
+    FederationConfig,
+    FederationTokenInvalid,
+    FederationTokenMissing,
+    HttpFederationCheck,
+    token_key,
+)
+from guichet.habilitation.models import Environment
+from guichet.habilitation.service import (
+    HabilitationSpec,
+    create_habilitation,
+    get_or_create_organisation,
+)
+from guichet.sandbox import personas
+from guichet.sandbox.population import seed
+from guichet.secrets import MasterSecret
+from tests.support.certs import self_signed
+
+ISSUER = "http://127.0.0.1:8600"
+REDIRECT = "http://127.0.0.1:9000/callback"
+IDENTITY = "openid given_name family_name birthdate gender birthplace birthcountry"
+DATA = "dgfip_rfr dgfip_nbpart dgfip_annee_n_moins_1"
+
+
+# --- the real sandbox federation, in process -------------------------------------------
+
+
+def make_habilitation(
+    session_factory: sessionmaker[Session],
+    now: dt.datetime,
+    *,
+    environment: Environment = Environment.SANDBOX,
+    access_modes: tuple[str, ...] = ("franceconnect",),
+    data_scopes: tuple[str, ...] = ("dgfip_rfr", "dgfip_nbpart"),
+    year_scopes: tuple[str, ...] = ("dgfip_annee_n_moins_1", "dgfip_annee_n_moins_2"),
+    siret: str = "21000000610001",
+) -> uuid.UUID:
+    """A validated habilitation row, built through the habilitation service."""
+    with transaction(session_factory) as session:
+        org = get_or_create_organisation(session, siret, "Commune de Testville", now)
+        hab = create_habilitation(
+            session,
+            org,
+            HabilitationSpec(
+                demarche="Quotient familial",
+                environment=environment,
+                apis=["impot_particulier"],
+                access_modes=list(access_modes),
+                data_scopes=list(data_scopes),
+                year_scopes=list(year_scopes),
+                ip_ranges=["127.0.0.1/32"],
+                certificates_pem=[self_signed(now).cert_pem.decode()],
+            ),
+            actor="tests",
+            now=now,
+        )
+        return hab.id
+
+
+@dataclass
+class Federation:
+    """The sandbox federation app on the test database, and the provider's client at it."""
+
+    session_factory: sessionmaker[Session]
+    clock: FrozenClock
+    master: MasterSecret
+    app: Any
+    data_provider: RegisteredClient
+    checks: list[HttpFederationCheck] = field(default_factory=list)
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=ISSUER)
+
+    def config(self, **values: Any) -> FederationConfig:
+        base: dict[str, Any] = {
+            "checktoken_url": f"{ISSUER}/checktoken",
+            "jwks_url": f"{ISSUER}/jwks",
+            "issuer": ISSUER,
+            "client_id": self.data_provider.client_id,
+            "client_secret": self.data_provider.client_secret,
+        }
+        base.update(values)
+        return FederationConfig(**base)
+
+    def check(self, client: httpx.AsyncClient | None = None, **values: Any) -> HttpFederationCheck:
+        made = HttpFederationCheck(self.config(**values), self.clock, client=client or self.http())
+        self.checks.append(made)
+        return made
+
+    def service_provider(
+        self, habilitation_id: uuid.UUID | None = None, scopes: str = f"{IDENTITY} {DATA}"
+    ) -> RegisteredClient:
+        with transaction(self.session_factory) as session:
+            return register_client(
+                session,
+                kind=ClientKind.SERVICE_PROVIDER,
+                name="Mairie de Testville",
+                now=self.clock.now(),
+                redirect_uris=[REDIRECT],
+                scopes=scopes.split(),
+                habilitation_id=habilitation_id,
+            )
+
+    async def citizen_token(
+        self,
+        sp: RegisteredClient,
+        spi: str = personas.DUBOIS.spi,
+        scope: str = f"{IDENTITY} {DATA}",
+    ) -> str:
+        """The real authorization code flow: /authorize → identity provider sign-in → (no
+        consent step yet) → code at the redirect URI → /token."""
+        async with self.http() as browser:
+            state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            r = await browser.get(
+                "/authorize",
+                params={
+                    "response_type": "code",
+                    "client_id": sp.client_id,
+                    "redirect_uri": REDIRECT,
+                    "scope": scope,
+                    "state": state,
+                    "nonce": nonce,
+                    "acr_values": "eidas1",
+                },
+            )
+            assert r.status_code == 302, r.text
+            interaction = urlsplit(r.headers["location"]).path
+            r = await browser.get(f"{interaction}/fi/impots-gouv")
+            assert r.status_code == 200, r.text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
+            assert csrf is not None
+            r = await browser.post(
+                f"{interaction}/fi/impots-gouv",
+                data={"csrf": csrf.group(1), "spi": spi, "password": "123"},
+            )
+            assert r.status_code == 303, r.text
+            r = await browser.get(urlsplit(r.headers["location"]).path)
+            assert r.status_code in (302, 303), r.text
+            back = urlsplit(r.headers["location"])
+            assert f"{back.scheme}://{back.netloc}{back.path}" == REDIRECT
+            query = parse_qs(back.query)
+            assert query["state"] == [state]
+            r = await browser.post(
+                "/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": query["code"][0],
+                    "redirect_uri": REDIRECT,
+                    "client_id": sp.client_id,
+                    "client_secret": sp.client_secret,
+                },
+            )
+            assert r.status_code == 200, r.text
+            return str(r.json()["access_token"])
+
+
+@pytest.fixture
+def federation(
+    session_factory: sessionmaker[Session], clock: FrozenClock, master_secret: MasterSecret
+) -> Iterator[Federation]:
+    seed(session_factory, households=2, reference_year=clock.now().year)
+    deps = FederationDeps(
+        issuer=ISSUER, session_factory=session_factory, master=master_secret, clock=clock
+    )
+    with transaction(session_factory) as session:
+        provider = register_client(
+            session, kind=ClientKind.DATA_PROVIDER, name="DGFiP (guichet)", now=clock.now()
+        )
+    fed = Federation(session_factory, clock, master_secret, build_federation_app(deps), provider)
+    yield fed
+    for check in fed.checks:
+        asyncio.run(check.client.aclose())
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Counts the requests that reach the real federation app (no answer is changed)."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await self.inner.handle_async_request(request)
+
+
+# --- an active token --------------------------------------------------------------------
+
+
+def test_an_active_token_gives_the_identity_pivot_and_scopes(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        identity = await federation.check().check(token)
+        assert identity.active is True
+        assert identity.client_id == sp.client_id
+        assert identity.scopes == frozenset(f"{IDENTITY} {DATA}".split())
+        assert identity.acr == "eidas1"
+        assert identity.exp == federation.clock.now() + dt.timedelta(seconds=60)
+        pivot = identity.pivot
+        assert pivot.family_name == "DUBOIS"
+        assert pivot.given_name == "Angela Claire Louise"
+        assert pivot.birthdate == dt.date(1962, 8, 24)
+        assert pivot.gender == "female"
+        assert (pivot.birthplace, pivot.birthcountry) == ("75107", "99100")
+        assert identity.sub
+        assert identity.sub != personas.DUBOIS.spi
+
+    asyncio.run(run())
+
+
+def test_a_burst_costs_one_check_and_the_cache_never_holds_the_token(
+    federation: Federation,
+) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        counting = CountingTransport(federation.app)
+        check = federation.check(httpx.AsyncClient(transport=counting, base_url=ISSUER))
+        found = await asyncio.gather(*(check.check(token) for _ in range(20)))
+        assert len({id(f) for f in found}) == 1
+        await check.check(token)
+        assert counting.paths.count("/checktoken") == 1
+        assert check.checks_sent == 1
+        # Keyed by the token's SHA-256: the raw token is nowhere in the check's memory.
+        assert list(check._answers) == [token_key(token)]
+        assert token not in repr(vars(check))
+        # The answer lives as long as the token: past its exp, the federation is asked again.
+        federation.clock.advance(61)
+        with pytest.raises(FederationTokenInvalid):
+            await check.check(token)
+        assert counting.paths.count("/checktoken") == 2
+
+    asyncio.run(run())
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+
+def test_an_expired_or_unknown_token_is_a_401_and_not_cached(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        check = federation.check()
+        federation.clock.advance(60)  # FranceConnect tokens live 60 s
+        with pytest.raises(FederationTokenInvalid) as caught:
+            await check.check(token)
+        assert caught.value.status == 401
+        assert caught.value.code == "federation_token_invalid"
+        with pytest.raises(FederationTokenInvalid):
+            await check.check(secrets.token_urlsafe(32))
+        with pytest.raises(FederationTokenMissing):
+            await check.check("")
+        assert not check._answers
+
+    asyncio.run(run())
+
+
+def test_a_federation_outage_is_a_503_with_retry_after(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+
+        # A port nobody listens on: the connection is refused.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        closed = f"http://127.0.0.1:{port}"
+        down = federation.check(
+            httpx.AsyncClient(),
+            checktoken_url=f"{closed}/checktoken",
+            jwks_url=f"{closed}/jwks",
+        )
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await down.check(token)
+        assert caught.value.status == 503
+        assert caught.value.retry_after
+        assert not down._answers
+
+        # A server that accepts the connection and never answers: the timeout is an outage.
+        with socket.socket() as mute:
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(8)
+            silent = f"http://127.0.0.1:{mute.getsockname()[1]}"
+            slow = federation.check(
+                httpx.AsyncClient(),
+                checktoken_url=f"{silent}/checktoken",
+                jwks_url=f"{silent}/jwks",
+                timeout=0.2,
+            )
+            with pytest.raises(UpstreamUnavailable):
+                await asyncio.wait_for(slow.check(token), 5)
+
+    asyncio.run(run())
+
+
+def test_wrong_data_provider_credentials_are_an_outage_not_data(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        with pytest.raises(UpstreamUnavailable):
+            await federation.check(client_secret="not-the-secret").check(token)
+        with pytest.raises(UpstreamUnavailable):
+            await federation.check(client_id=None).check(token)
+
+    asyncio.run(run())
+
+
+def test_wrong_issuer_or_audience_is_refused(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        with pytest.raises(FederationAnswerInvalid, match="émetteur"):
+            await federation.check(issuer="https://fc.example").check(token)
+        # Another data provider's answer (aud = its client id) is not ours.
+        with transaction(federation.session_factory) as session:
+            other = register_client(
+                session, kind=ClientKind.DATA_PROVIDER, name="Autre", now=federation.clock.now()
+            )
+        check = federation.check(client_id=other.client_id, client_secret=other.client_secret)
+        answer = (
+            await check.client.post(
+                f"{ISSUER}/checktoken",
+                data={
+                    "token": token,
+                    "client_id": other.client_id,
+                    "client_secret": other.client_secret,
+                },
+            )
+        ).text
+        mine = federation.check()
+        with pytest.raises(FederationAnswerInvalid, match="destinataire"):
+            await mine.verify(answer)
+
+    asyncio.run(run())
+
+
+# --- forged answers: alg=none, HS256 key confusion, foreign keys, wrong typ ---------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(federation: Federation, sp_client_id: str) -> dict[str, Any]:
+    now = int(federation.clock.now().timestamp())
+    return {
+        "iss": ISSUER,
+        "aud": federation.data_provider.client_id,
+        "iat": now,
+        "token_introspection": {
+            "active": True,
+            "sub": "x" * 64,
+            "scope": f"{IDENTITY} {DATA}",
+            "acr": "eidas1",
+            "exp": now + 60,
+            "client_id": sp_client_id,
+            "given_name": "Angela Claire Louise",
+            "family_name": "DUBOIS",
+            "birthdate": "1962-08-24",
+            "gender": "female",
+            "birthplace": "75107",
+            "birthcountry": "99100",
+        },
+    }
+
+
+async def _federation_kid(federation: Federation) -> tuple[str, dict[str, Any]]:
+    async with federation.http() as client:
+        jwks = (await client.get("/jwks")).json()
+    key = jwks["keys"][0]
+    return str(key["kid"]), key
+
+
+def test_alg_none_is_refused(federation: Federation) -> None:
+    async def run() -> None:
+        kid, _ = await _federation_kid(federation)
+        header = {"alg": "none", "typ": "token-introspection+jwt", "kid": kid}
+        forged = (
+            _b64(json.dumps(header).encode())
+            + "."
+            + _b64(json.dumps(_claims(federation, "c")).encode())
+            + "."
+        )
+        with pytest.raises(FederationAnswerInvalid, match="algorithme"):
+            await federation.check().verify(forged)
+
+    asyncio.run(run())
+
+
+def test_hs256_keyed_with_the_public_key_is_refused(federation: Federation) -> None:
+    """Key confusion: an HMAC "signed" with the federation's public JWK as the secret."""
+
+    async def run() -> None:
+        kid, public = await _federation_kid(federation)
+        secret = OctKey.import_key(json.dumps(public, sort_keys=True).encode())
+        forged = jwt.encode(
+            {"alg": "HS256", "typ": "token-introspection+jwt", "kid": kid},
+            _claims(federation, "c"),
+            secret,
+            algorithms=["HS256"],
+        )
+        with pytest.raises(FederationAnswerInvalid, match="algorithme"):
+            await federation.check().verify(forged)
+
+    asyncio.run(run())
+
+
+def test_a_signature_by_another_key_under_the_federation_kid_is_refused(
+    federation: Federation,
+) -> None:
+    async def run() -> None:
+        kid, _ = await _federation_kid(federation)
+        ours = ECKey.generate_key("P-256", private=True)
+        forged = jwt.encode(
+            {"alg": "ES256", "typ": "token-introspection+jwt", "kid": kid},
+            _claims(federation, "c"),
+            ours,
+            algorithms=["ES256"],
+        )
+        with pytest.raises(FederationAnswerInvalid, match="signature"):
+            await federation.check().verify(forged)
+        # RS256 claimed for the federation's EC key: the family must match the key.
+        rsa = RSAKey.generate_key(2048, private=True)
+        forged = jwt.encode(
+            {"alg": "RS256", "typ": "token-introspection+jwt", "kid": kid},
+            _claims(federation, "c"),
+            rsa,
+            algorithms=["RS256"],
+        )
+        with pytest.raises(FederationAnswerInvalid, match="famille"):
+            await federation.check().verify(forged)
+        # An unknown kid, even after refreshing the JWKS, is refused.
+        forged = jwt.encode(
+            {"alg": "ES256", "typ": "token-introspection+jwt", "kid": "elsewhere"},
+            _claims(federation, "c"),
+            ours,
+            algorithms=["ES256"],
+        )
+        with pytest.raises(FederationAnswerInvalid, match="inconnue"):
+            await federation.check().verify(forged)
+
+    asyncio.run(run())
+
+
+def test_an_answer_without_the_introspection_typ_is_refused(federation: Federation) -> None:
+    """RFC 9701 §5 typ: a userinfo or ID token JWT of the same federation is no answer."""
+
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        async with federation.http() as client:
+            userinfo = (
+                await client.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+            ).text
+        with pytest.raises(FederationAnswerInvalid, match="typ"):
+            await federation.check().verify(userinfo)
+
+    asyncio.run(run())
+
+
+def test_an_rs256_federation_key_is_accepted(federation: Federation) -> None:
+    """The real FranceConnect may sign RS256: verified against an RSA key of the JWKS."""
+
+    async def run() -> None:
+        rsa = RSAKey.generate_key(2048, private=True, parameters={"kid": "rsa-1"})
+        jwks = {"keys": [{**rsa.as_dict(private=False), "kid": "rsa-1", "use": "sig"}]}
+        answer = jwt.encode(
+            {"alg": "RS256", "typ": "token-introspection+jwt", "kid": "rsa-1"},
+            _claims(federation, "client-x"),
+            rsa,
+            algorithms=["RS256"],
+        )
+
+        def serve(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/jwks":
+                return httpx.Response(200, json=jwks)
+            return httpx.Response(
+                200, text=answer, headers={"content-type": "application/token-introspection+jwt"}
+            )
+
+        check = federation.check(httpx.AsyncClient(transport=httpx.MockTransport(serve)))
+        identity = await check.check("opaque")
+        assert identity.client_id == "client-x"
+        # The same answer served as plain JSON is refused (RFC 9701 media type).
+
+        def as_json(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/jwks":
+                return httpx.Response(200, json=jwks)
+            return httpx.Response(200, json={"active": True})
+
+        plain = federation.check(httpx.AsyncClient(transport=httpx.MockTransport(as_json)))
+        with pytest.raises(FederationAnswerInvalid, match="type de contenu"):
+            await plain.check("opaque")
+
+    asyncio.run(run())
