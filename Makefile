@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-deps lint typecheck unit bench clean help
+.PHONY: run test test-deps lint typecheck unit bench screenshots clean help
 
 help:
 	@echo "make run    install and run guichet on the embedded default (SQLite, ./var)"
@@ -50,6 +50,10 @@ test: test-deps $(VENV)/.dev lint typecheck unit
 
 bench: $(BIN)/guichet
 	$(BIN)/python -m bench.gateway
+
+screenshots: $(VENV)/.dev $(ASSETS)
+	GUICHET_SCREENSHOTS_DIR=docs/screenshots GUICHET_TEST_BACKENDS=sqlite \
+	  $(BIN)/pytest -q tests/functional/test_portal_browser.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache node_modules src/guichet/portal/static/dsfr

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite starts on loopback: PostgreSQL, Redis, nginx.
+# Installs the Debian packages the test suite starts on loopback: PostgreSQL, Redis, nginx,
+# and Chromium for the browser tests (driven by Playwright, never a downloaded browser).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
   echo "test dependencies present"
   exit 0

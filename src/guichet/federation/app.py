@@ -114,6 +114,7 @@ def build_federation_app(deps: FederationDeps) -> Starlette:
         lifetime=deps.session_lifetime,
     )
     base = deps.issuer.rstrip("/")
+    consent_step = deps.consent_step
 
     def oauth_request(
         request: Request, path: str, *, args: Mapping[str, str] | None = None, form: Any = None
@@ -361,9 +362,9 @@ def build_federation_app(deps: FederationDeps) -> Starlette:
                     "Formulaire expiré", "Rechargez la page et recommencez.", 403, "csrf_invalid"
                 )
             answer = {k: v for k, v in form.items() if isinstance(v, str)}
-            accepted = await deps.consent.decide(interaction, answer)
+            accepted = await consent_step.decide(interaction, answer)
             return await finish(request, data, pending, user if accepted else None)
-        page = await deps.consent.show(interaction)
+        page = await consent_step.show(interaction)
         if page is None:
             return await finish(request, data, pending, user)
         codec.save(page, data)

@@ -1,4 +1,4 @@
-"""``guichet federation …``: register and list the sandbox federation's clients."""
+"""``guichet federation …``: the sandbox federation's clients, and its consent records' purge."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from rich.console import Console
 from rich.table import Table
 
 from guichet.federation.clients import list_clients, register_client
+from guichet.federation.consent import RETENTION_MONTHS, months_before, purge_consents
 from guichet.federation.models import ClientKind
 from guichet.runtime import open_runtime
 
 app = typer.Typer(help="FranceConnect du bac à sable : clients.", no_args_is_help=True)
 client_app = typer.Typer(help="Clients de la fédération.", no_args_is_help=True)
 app.add_typer(client_app, name="client")
+consent_app = typer.Typer(help="Consentements des usagers.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
 
 
 @app.callback()
 def federation() -> None:
-    """FranceConnect du bac à sable (fournisseur OpenID Connect) : ses clients."""
+    """FranceConnect du bac à sable (fournisseur OpenID Connect) : clients et consentements."""
 
 
 @client_app.command("add")
@@ -101,3 +104,20 @@ def list_() -> None:
     finally:
         runtime.close()
     Console(width=200).print(table)
+
+
+@consent_app.command("purge")
+def purge() -> None:
+    """Supprimer les consentements enregistrés il y a plus de 36 mois [003 art. 4]."""
+    runtime = open_runtime()
+    try:
+        now = runtime.clock.now()
+        with runtime.session_factory() as session, session.begin():
+            deleted = purge_consents(session, now)
+    finally:
+        runtime.close()
+    cutoff = months_before(now, RETENTION_MONTHS)
+    Console().print(
+        f"{deleted} consentement(s) supprimé(s), enregistrés avant le "
+        f"{cutoff:%d/%m/%Y %H:%M} UTC ({RETENTION_MONTHS} mois)."
+    )

@@ -1,4 +1,4 @@
-"""The sandbox federation's tables: clients, authorization codes, access tokens, signing keys."""
+"""The sandbox federation's tables: clients, codes, access tokens, signing keys, consents."""
 
 from __future__ import annotations
 
@@ -100,3 +100,22 @@ class FederationSigningKey(Base):
     public_jwk: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime]
     retired_at: Mapped[dt.datetime | None]
+
+
+class ConsentRecord(Base):
+    """A citizen's answer on the consent page [003 annexe 1], kept 36 months [003 art. 4].
+
+    The citizen is their subject pseudonym (``MasterSecret.pseudonym`` of the SPI, as in the
+    journal), never the SPI in clear.
+    """
+
+    __tablename__ = "consent_record"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    # No foreign keys: the record outlives a client or a habilitation (an audit trail).
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    habilitation_id: Mapped[uuid.UUID | None]
+    scopes: Mapped[list[str]]  # every scope of the authorization request shown
+    accepted: Mapped[bool]
+    at: Mapped[dt.datetime] = mapped_column(index=True)

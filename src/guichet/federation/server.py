@@ -15,7 +15,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final, cast
 
 from authlib.oauth2.rfc6749 import (
@@ -43,7 +43,7 @@ from guichet.clock import Clock, utc
 from guichet.federation import citizens
 from guichet.federation import keys as fkeys
 from guichet.federation.citizens import Citizen
-from guichet.federation.consent import ConsentStep, NoConsentStep
+from guichet.federation.consent import ConsentPage, ConsentStep, habilitation_refusal
 from guichet.federation.models import (
     ClientKind,
     FederationClient,
@@ -74,7 +74,14 @@ class FederationDeps:
     access_token_lifetime: int = 60
     id_token_lifetime: int = 60
     session_lifetime: int = 1800  # the citizen's browser session at the federation
-    consent: ConsentStep = field(default_factory=NoConsentStep)
+    # The consent step; None (the default): the consent page (issue 5 §2) over these deps.
+    consent: ConsentStep | None = None
+
+    @property
+    def consent_step(self) -> ConsentStep:
+        if self.consent is not None:
+            return self.consent
+        return ConsentPage(self.session_factory, self.master, self.clock)
 
 
 def token_hash(value: str) -> str:
@@ -250,6 +257,14 @@ class _FranceConnectRules:
             raise InvalidRequestError(description=f"'acr_values' must be '{ACR}'.")
         if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
             raise InvalidRequestError(description="Only 'code_challenge_method=S256' is accepted.")
+        # Before the citizen is asked anything: DGFiP scopes within the client's habilitation.
+        deps: FederationDeps = grant.server.deps
+        with deps.session_factory() as session:
+            refusal = habilitation_refusal(
+                session, client.habilitation_id, scopes, deps.clock.now()
+            )
+        if refusal:
+            raise InvalidScopeError(description=refusal)
 
 
 class _CodeChallenge(CodeChallenge):  # type: ignore[misc]

@@ -69,6 +69,9 @@ class Habilitation(Base):
     # Revenue-year scopes: dgfip_annee_n_moins_1 / _2 / _3,
     # dgfip_annee_n_moins_2_si_indispo_n_moins_1.
     year_scopes: Mapped[list[str]]
+    # Data scope → the literal label the partner declared, as the citizen reads it on the
+    # consent page [003 annexe 1 "sous la forme littérale suivante"].
+    data_labels: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     ip_ranges: Mapped[list[str]]
     # Calls per minute for each subscribed API.
     quotas: Mapped[dict[str, Any]]

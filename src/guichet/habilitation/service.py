@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -84,6 +84,8 @@ class HabilitationSpec:
     quotas: dict[str, int] | None = None
     valid_from: dt.datetime | None = None
     valid_until: dt.datetime | None = None
+    # Data scope → the literal label shown to the citizen on the consent page [003 annexe 1].
+    data_labels: Mapping[str, str] | None = None
 
     def validate(self) -> None:
         if not self.demarche.strip():
@@ -111,6 +113,15 @@ class HabilitationSpec:
         for api, quota in (self.quotas or {}).items():
             if api not in self.apis or not (1 <= int(quota) <= 100_000):
                 raise HabilitationError(f"Quota invalide pour {api!r} : {quota!r}.")
+        for scope, label in (self.data_labels or {}).items():
+            if scope not in self.data_scopes:
+                raise HabilitationError(
+                    f"Libellé pour un périmètre de données non demandé : {scope!r}."
+                )
+            if not isinstance(label, str) or not 1 <= len(label.strip()) <= 200:
+                raise HabilitationError(
+                    f"Le libellé de {scope!r} doit compter de 1 à 200 caractères."
+                )
         if self.valid_until and self.valid_from and self.valid_until <= self.valid_from:
             raise HabilitationError("La date de fin doit suivre la date de début.")
 
@@ -135,6 +146,7 @@ def create_habilitation(
         access_modes=list(spec.access_modes),
         data_scopes=sorted(spec.data_scopes),
         year_scopes=sorted(spec.year_scopes),
+        data_labels={k: v.strip() for k, v in sorted((spec.data_labels or {}).items())},
         ip_ranges=[str(ipaddress.ip_network(c, strict=False)) for c in spec.ip_ranges],
         quotas=quotas,
         valid_from=spec.valid_from or now,

@@ -84,7 +84,9 @@ class Setup:
         sp_scopes: str = f"{IDENTITY} {DATA}",
     ) -> None:
         self.fed = fed
-        hab_id = make_habilitation(fed.session_factory, fed.clock.now())
+        hab_id = make_habilitation(
+            fed.session_factory, fed.clock.now(), data_scopes=tuple(data_scopes)
+        )
         self.hab: HabilitationPolicy = dataclasses.replace(
             habilitation(access_modes=access_modes, data_scopes=data_scopes), id=hab_id
         )

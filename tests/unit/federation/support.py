@@ -127,6 +127,10 @@ async def sign_in(
     )
     assert signed.status_code == 303, signed.text
     back = await browser.get(signed.headers["location"])
+    if back.status_code == 200:  # the consent page: the citizen accepts
+        back = await browser.post(
+            signed.headers["location"], data={"csrf": csrf_of(back), "decision": "accept"}
+        )
     assert back.status_code == 302, back.text
     return back.headers["location"]
 

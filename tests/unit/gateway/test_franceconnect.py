@@ -139,8 +139,8 @@ class Federation:
         spi: str = personas.DUBOIS.spi,
         scope: str = f"{IDENTITY} {DATA}",
     ) -> str:
-        """The real authorization code flow: /authorize → identity provider sign-in → (no
-        consent step yet) → code at the redirect URI → /token."""
+        """The real authorization code flow: /authorize → identity provider sign-in →
+        consent (accepted) → code at the redirect URI → /token."""
         async with self.http() as browser:
             state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
             r = await browser.get(
@@ -166,7 +166,12 @@ class Federation:
                 data={"csrf": csrf.group(1), "spi": spi, "password": "123"},
             )
             assert r.status_code == 303, r.text
-            r = await browser.get(urlsplit(r.headers["location"]).path)
+            step = urlsplit(r.headers["location"]).path
+            r = await browser.get(step)
+            if r.status_code == 200:  # the consent page: the citizen accepts
+                csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
+                assert csrf is not None
+                r = await browser.post(step, data={"csrf": csrf.group(1), "decision": "accept"})
             assert r.status_code in (302, 303), r.text
             back = urlsplit(r.headers["location"])
             assert f"{back.scheme}://{back.netloc}{back.path}" == REDIRECT
