@@ -77,6 +77,22 @@ def set_head(conn: Connection, **values: int | str) -> None:
 
 
 @contextmanager
+def locked_transaction(conn: Connection, *, lock_timeout: float) -> Iterator[Head]:
+    """On a connection the caller owns (the writer's own, whose SQLite busy timeout it set
+    once): a transaction holding the chain's write lock, committed on exit."""
+    conn.execution_options(immediate=True)
+    with conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(lock_timeout * 1000))}")
+        head = read_head(conn, lock=True)
+        if head is None:
+            ensure_head(conn)
+            head = read_head(conn, lock=True)
+            assert head is not None
+        yield head
+
+
+@contextmanager
 def locked_chain(engine: Engine, *, lock_timeout: float) -> Iterator[tuple[Connection, Head]]:
     """One transaction holding the chain's write lock, committed on exit.
 
@@ -95,15 +111,7 @@ def locked_chain(engine: Engine, *, lock_timeout: float) -> Iterator[tuple[Conne
             restore = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
             raw.execute(f"PRAGMA busy_timeout={timeout_ms}")
         try:
-            conn.execution_options(immediate=True)
-            with conn.begin():
-                if engine.dialect.name == "postgresql":
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
-                head = read_head(conn, lock=True)
-                if head is None:
-                    ensure_head(conn)
-                    head = read_head(conn, lock=True)
-                    assert head is not None
+            with locked_transaction(conn, lock_timeout=lock_timeout) as head:
                 yield conn, head
         finally:
             if restore is not None and not conn.invalidated:

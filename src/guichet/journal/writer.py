@@ -10,12 +10,19 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.errors import JournalUnavailable
-from guichet.journal.chain import engine_of, locked_chain, record_table, set_head
+from guichet.journal.chain import (
+    Head,
+    engine_of,
+    locked_chain,
+    locked_transaction,
+    record_table,
+    set_head,
+)
 from guichet.journal.entry import JournalEntry, record_hash
 from guichet.logs import event
 
@@ -55,6 +62,7 @@ class JournalWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._conn: Connection | None = None  # the writer thread's own connection
         self.transactions = 0  # committed transactions (batches), for metrics and tests
         self.records = 0
 
@@ -106,6 +114,12 @@ class JournalWriter:
             await asyncio.to_thread(thread.join)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._drop_connection()
+
+    def _loop(self) -> None:
         stopping = False
         while not stopping:
             item = self._queue.get()
@@ -128,7 +142,7 @@ class JournalWriter:
 
     def _flush(self, batch: list[_Pending]) -> None:
         try:
-            self._write([p.entry for p in batch])
+            self._write_batch([p.entry for p in batch])
         except (IntegrityError, DataError) as exc:
             # One bad entry (e.g. a reused id) must not fail the others: write them apart.
             if len(batch) > 1:
@@ -150,19 +164,54 @@ class JournalWriter:
             _settle(pending.future, error)
 
     def _write(self, entries: list[JournalEntry]) -> None:
+        """One transaction on a pooled connection (``append_sync``: CLI, tests)."""
         with locked_chain(self._engine, lock_timeout=self._lock_timeout) as (conn, head):
-            seq, prev = head.seq, head.hash
-            rows: list[dict[str, Any]] = []
-            for entry in entries:
-                seq += 1
-                row = {**entry.values(), "seq": seq, "prev_hash": prev}
-                row["hash"] = prev = record_hash(row)
-                rows.append(row)
-            conn.execute(insert(record_table), rows)
-            set_head(conn, seq=seq, hash=prev)
+            self._chain(conn, head, entries)
+
+    def _write_batch(self, entries: list[JournalEntry]) -> None:
+        """One transaction on the writer thread's own connection, opened once: no pool
+        checkout and no busy-timeout juggling per batch (this is the gateway's hot path)."""
+        conn = self._connection()
+        try:
+            with locked_transaction(conn, lock_timeout=self._lock_timeout) as head:
+                self._chain(conn, head, entries)
+        except Exception:
+            self._drop_connection()
+            raise
+
+    def _chain(self, conn: Connection, head: Head, entries: list[JournalEntry]) -> None:
+        seq, prev = head.seq, head.hash
+        rows: list[dict[str, Any]] = []
+        for entry in entries:
+            seq += 1
+            row = {**entry.values(), "seq": seq, "prev_hash": prev}
+            row["hash"] = prev = record_hash(row)
+            rows.append(row)
+        conn.execute(insert(record_table), rows)
+        set_head(conn, seq=seq, hash=prev)
         with self._lock:
             self.transactions += 1
             self.records += len(entries)
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self._engine.connect()
+            if self._engine.dialect.name == "sqlite":
+                # This connection never goes back to the pool while the writer lives.
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout={max(1, int(self._lock_timeout * 1000))}")
+            self._conn = conn
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:  # noqa: S110 - already failing; the next batch reconnects
+                pass
+            self._conn = None
 
     @staticmethod
     def _log_failure(exc: Exception, size: int) -> None:
