@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from guichet.federation.models import FederationSigningKey
 from guichet.logs import event
+from guichet.oauth.keys import new_signing_key
 from guichet.secrets import MasterSecret
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,7 @@ def ensure_signing_key(
     existing = active_key(session)
     if existing is not None:
         return existing
-    private = ECKey.generate_key(CURVE, private=True)
-    kid = private.thumbprint()
-    public_jwk: dict[str, Any] = {
-        **private.as_dict(private=False),
-        "kid": kid,
-        "alg": ALG,
-        "use": "sig",
-    }
+    private, kid, public_jwk = new_signing_key()
     row = FederationSigningKey(
         kid=kid,
         alg=ALG,

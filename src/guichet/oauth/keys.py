@@ -31,6 +31,19 @@ def active_key(session: Session, environment: Environment) -> SigningKey | None:
     ).first()
 
 
+def new_signing_key() -> tuple[ECKey, str, dict[str, Any]]:
+    """A fresh ES256 key, its ``kid`` (RFC 7638 JWK thumbprint) and its public JWK."""
+    private = ECKey.generate_key(CURVE, private=True)
+    kid = private.thumbprint()
+    public_jwk: dict[str, Any] = {
+        **private.as_dict(private=False),
+        "kid": kid,
+        "alg": ALG,
+        "use": "sig",
+    }
+    return private, kid, public_jwk
+
+
 def ensure_signing_key(
     session: Session, environment: Environment, master: MasterSecret, now: dt.datetime
 ) -> SigningKey:
@@ -42,14 +55,7 @@ def ensure_signing_key(
     existing = active_key(session, environment)
     if existing is not None:
         return existing
-    private = ECKey.generate_key(CURVE, private=True)
-    kid = private.thumbprint()
-    public_jwk: dict[str, Any] = {
-        **private.as_dict(private=False),
-        "kid": kid,
-        "alg": ALG,
-        "use": "sig",
-    }
+    private, kid, public_jwk = new_signing_key()
     key = SigningKey(
         kid=kid,
         environment=environment,

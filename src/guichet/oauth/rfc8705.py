@@ -11,15 +11,13 @@ import hmac
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-
 from guichet.errors import (
     CertificateNotDeclared,
     CertificateUntrusted,
     TokenCertificateMismatch,
 )
 from guichet.gateway.edge import PresentedCertificate
+from guichet.pki.certificates import is_self_signed
 
 X5T_S256: Final = "x5t#S256"
 
@@ -48,17 +46,6 @@ def check_binding(claims: Mapping[str, Any], presented_thumbprint: str | None) -
         raise TokenCertificateMismatch(
             "Le jeton d'accès a été délivré pour un autre certificat client."
         )
-
-
-def is_self_signed(cert: x509.Certificate) -> bool:
-    """True when the certificate is its own issuer and its signature verifies with its own key."""
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _declared(presented: PresentedCertificate, declared_thumbprints: Collection[str]) -> None:

@@ -127,7 +127,8 @@ def self_signed_certificate(common_name: str, days: int, now: dt.datetime) -> tu
     return cert_pem(cert), key_pem(key)
 
 
-def _is_self_signed(cert: x509.Certificate) -> bool:
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """True when the certificate is its own issuer and its signature verifies with its own key."""
     if cert.subject != cert.issuer:
         return False
     try:
@@ -146,5 +147,5 @@ def certificate_info(pem: str | bytes) -> CertificateInfo:
         issuer=cert.issuer.rfc4514_string(),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        self_signed=_is_self_signed(cert),
+        self_signed=is_self_signed(cert),
     )
