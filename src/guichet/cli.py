@@ -352,47 +352,26 @@ Reason = Annotated[
 Actor = Annotated[str, typer.Option("--actor", help="Qui agit (consigné).")]
 
 
+HabilitationId = Annotated[
+    str,
+    typer.Argument(help="Identifiant de l'habilitation (ou ses 8 premiers caractères au moins)."),
+]
+
+
 @habilitation_app.command("suspend")
-def habilitation_suspend(
-    ident: Annotated[
-        str,
-        typer.Argument(
-            help="Identifiant de l'habilitation (ou ses 8 premiers caractères au moins)."
-        ),
-    ],
-    reason: Reason,
-    actor: Actor = "operator",
-) -> None:
+def habilitation_suspend(ident: HabilitationId, reason: Reason, actor: Actor = "operator") -> None:
     """Suspendre : tout appel est refusé dès le suivant, jetons déjà émis compris."""
     _transition(ident, "suspend", reason, actor)
 
 
 @habilitation_app.command("resume")
-def habilitation_resume(
-    ident: Annotated[
-        str,
-        typer.Argument(
-            help="Identifiant de l'habilitation (ou ses 8 premiers caractères au moins)."
-        ),
-    ],
-    reason: Reason,
-    actor: Actor = "operator",
-) -> None:
+def habilitation_resume(ident: HabilitationId, reason: Reason, actor: Actor = "operator") -> None:
     """Rétablir une habilitation suspendue."""
     _transition(ident, "resume", reason, actor)
 
 
 @habilitation_app.command("revoke")
-def habilitation_revoke(
-    ident: Annotated[
-        str,
-        typer.Argument(
-            help="Identifiant de l'habilitation (ou ses 8 premiers caractères au moins)."
-        ),
-    ],
-    reason: Reason,
-    actor: Actor = "operator",
-) -> None:
+def habilitation_revoke(ident: HabilitationId, reason: Reason, actor: Actor = "operator") -> None:
     """Résilier immédiatement (sécurité) ; définitif."""
     _transition(ident, "revoke", reason, actor)
 
