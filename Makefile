@@ -37,8 +37,8 @@ test-deps:
 	scripts/install-test-deps.sh
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy src

@@ -7,19 +7,30 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from guichet.accounts.seed import ensure_instructor
 from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS
 from guichet.db import transaction
 from guichet.federation.clients import register_client
-from guichet.federation.models import ClientKind
-from guichet.habilitation.models import AccessMode, Environment, Habilitation, Organisation
+from guichet.federation.models import ClientKind, FederationClient
+from guichet.federation.scopes import IDENTITY_SCOPES, OPENID
+from guichet.habilitation.models import (
+    AccessMode,
+    Environment,
+    Habilitation,
+    HabilitationStatus,
+    Organisation,
+)
 from guichet.habilitation.service import (
     HabilitationSpec,
+    add_certificate,
     create_habilitation,
     get_or_create_organisation,
 )
@@ -33,6 +44,18 @@ from guichet.sandbox.population import seed
 DEMO_SIRET = "21000000610001"
 DEMO_NAME = "Ville de Démoville"
 DEMO_DEMARCHE = "Calcul du quotient familial pour les tarifs scolaires et périscolaires"
+
+# The FranceConnect-mode demo: the example partner app of ``examples/quotient_familial``.
+FC_DEMARCHE = "Quotient familial — FranceConnect"
+FC_DATA_SCOPES = ("dgfip_rfr", "dgfip_nbpart")
+FC_YEAR_SCOPES = ("dgfip_annee_n_moins_1", "dgfip_annee_n_moins_2")
+# The partner's literal labels, shown to the citizen on the consent page [003 annexe 1].
+FC_DATA_LABELS = {
+    "dgfip_rfr": "Revenu fiscal de référence, pour calculer votre quotient familial",
+    "dgfip_nbpart": "Nombre de parts fiscales de votre foyer",
+}
+EXAMPLE_URL = "http://127.0.0.1:8700"
+EXAMPLE_CALLBACK = "/retour"
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,8 @@ def initialise(runtime: Runtime, *, households: int = 10_000) -> InitReport:
         seeded = households
     credentials, created = ensure_demo(runtime, pki)
     ensure_federation_data_provider(runtime)
+    ensure_franceconnect_demo(runtime, pki)
+    ensure_portal_federation_client(runtime)
     instructor, _ = ensure_instructor(runtime)
     return InitReport(pki, credentials, seeded, created, instructor)
 
@@ -81,6 +106,62 @@ def ensure_federation_data_provider(runtime: Runtime) -> Path:
             name="DGFiP — passerelle guichet",
             now=runtime.clock.now(),
         )
+        document = {"client_id": registered.client_id, "client_secret": registered.client_secret}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, (json.dumps(document, indent=2) + "\n").encode())
+    return path
+
+
+PORTAL_CLIENT_NAME = "guichet — Qui a consulté mes données ?"
+PORTAL_SCOPES = (
+    "openid",
+    "given_name",
+    "family_name",
+    "birthdate",
+    "gender",
+    "birthplace",
+    "birthcountry",
+)
+
+
+def ensure_portal_federation_client(runtime: Runtime) -> Path | None:
+    """The portal as a service provider of the embedded federation (the citizen's page).
+
+    Redirect URI ``{portal URL}/mes-donnees/retour``, identity scopes only. Its secret lives
+    only in ``DATA_DIR/federation/portal.json`` (0600), read by ``guichet.portal.citizen``.
+    A later start whose portal URL changed updates the registered URIs. None (and the page
+    says it is not configured) when the portal URL cannot be a redirect URI (http on a
+    host that is not loopback).
+    """
+    settings = runtime.settings
+    path = settings.data_dir.resolve() / "federation" / "portal.json"
+    portal = settings.resolved_portal_url
+    redirect_uris = [f"{portal}/mes-donnees/retour"]
+    logout_uris = [f"{portal}/mes-donnees"]
+    with transaction(runtime.session_factory) as session:
+        if path.exists():
+            try:
+                client_id = json.loads(path.read_text(encoding="utf-8")).get("client_id")
+            except (OSError, ValueError, AttributeError):
+                client_id = None
+            row = session.get(FederationClient, client_id) if isinstance(client_id, str) else None
+            if row is not None:
+                if list(row.redirect_uris) != redirect_uris:
+                    row.redirect_uris = redirect_uris
+                    row.post_logout_redirect_uris = logout_uris
+                return path
+        try:
+            registered = register_client(
+                session,
+                kind=ClientKind.SERVICE_PROVIDER,
+                name=PORTAL_CLIENT_NAME,
+                now=runtime.clock.now(),
+                redirect_uris=redirect_uris,
+                post_logout_redirect_uris=logout_uris,
+                scopes=list(PORTAL_SCOPES),
+            )
+        except ValueError:
+            return None
         document = {"client_id": registered.client_id, "client_secret": registered.client_secret}
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_private(path, (json.dumps(document, indent=2) + "\n").encode())
@@ -155,6 +236,168 @@ def ensure_demo(runtime: Runtime, pki: LocalPki) -> tuple[Path, bool]:
         credentials, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
     )
     return credentials, True
+
+
+def ensure_franceconnect_demo(
+    runtime: Runtime, pki: LocalPki, *, partner_url: str = EXAMPLE_URL
+) -> Path:
+    """The demo partner's FranceConnect-mode side, for ``examples/quotient_familial``.
+
+    A second sandbox habilitation (access mode ``franceconnect``, RFR and parts with the
+    partner's literal labels, years N-1 and N-2, 127.0.0.1), its client certificate and
+    gateway OAuth client, and a federation service provider bound to it whose redirect URI
+    is ``partner_url`` + ``/retour``; written to ``DATA_DIR/demo/franceconnect.json``
+    (0600). Idempotent: a later call keeps the credentials, refreshes the URLs from the
+    settings, and adds ``partner_url``'s URIs to the client when they are new.
+    """
+    settings = runtime.settings
+    demo_dir = settings.data_dir.resolve() / "demo"
+    path = demo_dir / "franceconnect.json"
+    partner_url = partner_url.rstrip("/")
+    redirect_uri = partner_url + EXAMPLE_CALLBACK
+    logout_uri = partner_url + "/"
+    document = _read_json(path)
+    with transaction(runtime.session_factory) as session:
+        fed_client = _live_federation_client(session, document)
+        if fed_client is None:
+            document = _new_franceconnect_demo(
+                session, runtime, pki, demo_dir, redirect_uri, logout_uri
+            )
+        else:
+            # The registered URIs are compared exactly: a new port is a new URI.
+            if redirect_uri not in fed_client.redirect_uris:
+                fed_client.redirect_uris = [*fed_client.redirect_uris, redirect_uri]
+            if logout_uri not in fed_client.post_logout_redirect_uris:
+                fed_client.post_logout_redirect_uris = [
+                    *fed_client.post_logout_redirect_uris,
+                    logout_uri,
+                ]
+            document["federation"]["redirect_uris"] = list(fed_client.redirect_uris)
+    sandbox = settings.public_url("sandbox")
+    issuer = settings.embedded_federation_url
+    document["partner_url"] = partner_url
+    document["gateway"].update(
+        token_url=f"{sandbox}/token",
+        api_base_url=f"{sandbox}/impotparticulier/1.0",
+        ca_file=str(demo_dir / "ca.crt"),
+    )
+    document["federation"].update(
+        issuer=issuer,
+        discovery_url=f"{issuer}/.well-known/openid-configuration",
+        redirect_uri=redirect_uri,
+        post_logout_redirect_uri=logout_uri,
+    )
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    (demo_dir / "ca.crt").write_bytes(pki.ca_cert_pem)
+    _write_private(path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+    return path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _live_federation_client(session: Session, document: dict[str, Any]) -> FederationClient | None:
+    """The federation client a previous run wrote, if it and its habilitation still hold."""
+    try:
+        client_id = str(document["federation"]["client_id"])
+        hab_id = uuid.UUID(str(document["habilitation_id"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    client = session.get(FederationClient, client_id)
+    hab = session.get(Habilitation, hab_id)
+    if client is None or client.disabled or hab is None or client.habilitation_id != hab.id:
+        return None
+    return client
+
+
+def _new_franceconnect_demo(
+    session: Session,
+    runtime: Runtime,
+    pki: LocalPki,
+    demo_dir: Path,
+    redirect_uri: str,
+    logout_uri: str,
+) -> dict[str, Any]:
+    """Credentials for the FranceConnect-mode demo; the habilitation is reused if present
+    (a suspended one stays suspended: new credentials do not lift a suspension)."""
+    now = runtime.clock.now()
+    cert_pem, key_pem = issue_client_certificate(
+        pki, "quotient-familial.demoville.example", DEMO_NAME, 365, now
+    )
+    org = get_or_create_organisation(session, DEMO_SIRET, DEMO_NAME, now)
+    hab = session.scalar(
+        select(Habilitation).where(
+            Habilitation.organisation_id == org.id,
+            Habilitation.environment == Environment.SANDBOX,
+            Habilitation.demarche == FC_DEMARCHE,
+            Habilitation.status != HabilitationStatus.TERMINATED,
+        )
+    )
+    if hab is None:
+        spec = HabilitationSpec(
+            demarche=FC_DEMARCHE,
+            environment=Environment.SANDBOX,
+            apis=["impot_particulier"],
+            access_modes=[AccessMode.FRANCECONNECT.value],
+            data_scopes=list(FC_DATA_SCOPES),
+            year_scopes=list(FC_YEAR_SCOPES),
+            ip_ranges=["127.0.0.1/32"],
+            certificates_pem=[cert_pem.decode()],
+            quotas={"impot_particulier": 120},
+            data_labels=FC_DATA_LABELS,
+        )
+        hab = create_habilitation(session, org, spec, actor="guichet init", now=now)
+    else:
+        add_certificate(session, hab, cert_pem.decode(), now=now)
+    resource_scopes = sorted(PRODUCTS["impot_particulier"].resource_scopes)
+    gateway_client, gateway_secret = create_client(
+        session,
+        habilitation=hab,
+        scopes=resource_scopes,
+        auth_methods=["client_secret_basic", "client_secret_post", "tls_client_auth"],
+        now=now,
+    )
+    scopes = [OPENID, *IDENTITY_SCOPES, *FC_DATA_SCOPES, *FC_YEAR_SCOPES]
+    registered = register_client(
+        session,
+        kind=ClientKind.SERVICE_PROVIDER,
+        name=f"{DEMO_NAME} — quotient familial",
+        now=now,
+        redirect_uris=[redirect_uri],
+        post_logout_redirect_uris=[logout_uri],
+        scopes=scopes,
+        habilitation_id=hab.id,
+    )
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    cert_file = demo_dir / "franceconnect-client.crt"
+    key_file = demo_dir / "franceconnect-client.key"
+    _write_private(key_file, key_pem)
+    cert_file.write_bytes(cert_pem)
+    return {
+        "environment": "sandbox",
+        "organisation": DEMO_NAME,
+        "demarche": FC_DEMARCHE,
+        "habilitation_id": str(hab.id),
+        "data_labels": dict(FC_DATA_LABELS),
+        "gateway": {
+            "client_id": gateway_client.client_id,
+            "client_secret": gateway_secret,
+            "scopes": resource_scopes,
+            "cert_file": str(cert_file),
+            "key_file": str(key_file),
+        },
+        "federation": {
+            "client_id": registered.client_id,
+            "client_secret": registered.client_secret,
+            "scopes": scopes,
+            "redirect_uris": [redirect_uri],
+        },
+    }
 
 
 def _write_private(path: Path, data: bytes) -> None:

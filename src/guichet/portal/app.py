@@ -1,7 +1,8 @@
 """The portal origin: the assembly of its pages, static assets and middleware.
 
-Pages: home with the documentation, ``/docs/{name}``, the account pages, ``/outbox`` in the
-embedded default, Prometheus ``/metrics`` and ``/healthz``. The State Design System (DSFR)
+Pages: home with the documentation, ``/docs/{name}``, the account pages, the citizen's
+"Qui a consulté mes données" (``/mes-donnees``), ``/outbox`` in the embedded default,
+Prometheus ``/metrics`` and ``/healthz``. The State Design System (DSFR)
 is served from ``/static/dsfr/``, built from npm by ``scripts/build-assets.sh``.
 """
 
@@ -30,7 +31,8 @@ from guichet.gateway.quota import QuotaService
 from guichet.logs import event
 from guichet.mail import Mailer, build_mailer
 from guichet.mail.outbox import Outbox
-from guichet.portal import accounts, outbox
+from guichet.portal import accounts, citizen, outbox
+from guichet.portal.citizen import CitizenSpace
 from guichet.portal.security import SecurityHeaders
 from guichet.portal.web import PortalDeps, render
 from guichet.runtime import Runtime
@@ -66,6 +68,7 @@ def build_portal_app(
     *,
     mailer: Mailer | None = None,
     password_hasher: PasswordHasher | None = None,
+    citizen_space: CitizenSpace | None = None,
 ) -> Starlette:
     settings = runtime.settings
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -126,6 +129,7 @@ def build_portal_app(
             Route("/", home),
             Route("/docs/{name}", doc),
             *accounts.ROUTES,
+            *citizen.ROUTES,
             *outbox.ROUTES,
             Route("/metrics", metrics),
             Route("/healthz", healthz),
@@ -134,4 +138,7 @@ def build_portal_app(
         middleware=[Middleware(SecurityHeaders)],
     )
     app.state.deps = portal_deps
+    # The citizen's space reaches the federation over HTTP; tests pass one on an in-process
+    # transport (``CitizenSpace.from_runtime(runtime, transport=…)``).
+    app.state.citizen = citizen_space or CitizenSpace.from_runtime(runtime)
     return app

@@ -1,0 +1,1 @@
+"""Ville de Démoville — quotient familial: an example partner app in FranceConnect mode."""
