@@ -380,6 +380,7 @@ def _mount_domain_commands() -> None:
     from guichet.accounts.cli import app as user_app
     from guichet.federation.cli import app as federation_app
     from guichet.journal.cli import app as journal_app
+    from guichet.operations.cli import app as operations_app
     from guichet.records.cli import app as data_app
     from guichet.sandbox.cli import app as sandbox_app
 
@@ -392,6 +393,11 @@ def _mount_domain_commands() -> None:
         federation_app, name="federation", help="Les clients de la fédération du bac à sable."
     )
     app.add_typer(user_app, name="user", help="Les comptes du portail.")
+    app.add_typer(
+        operations_app,
+        name="operations",
+        help="Tâches planifiées : préavis, homologations, purges (guichet operations tick).",
+    )
 
 
 _mount_domain_commands()

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.fr import siret as stdnum_siret
@@ -167,6 +168,55 @@ def create_habilitation(
     return hab
 
 
+def update_habilitation(
+    session: Session,
+    hab: Habilitation,
+    spec: HabilitationSpec,
+    *,
+    actor: str,
+    now: dt.datetime,
+) -> Habilitation:
+    """Replace a habilitation's policy by a newly validated request's (SPEC §4: "a validated
+    habilitation can be updated by a new request"); certificates no longer declared go."""
+    spec.validate()
+    if spec.environment is not hab.environment:
+        raise HabilitationError("Une mise à jour ne change pas d'environnement.")
+    quotas = {api: PRODUCTS[api].default_quota_per_minute for api in spec.apis}
+    quotas.update(spec.quotas or {})
+    hab.demarche = spec.demarche.strip()
+    hab.apis = list(spec.apis)
+    hab.access_modes = list(spec.access_modes)
+    hab.data_scopes = sorted(spec.data_scopes)
+    hab.year_scopes = sorted(spec.year_scopes)
+    hab.data_labels = {k: v.strip() for k, v in sorted((spec.data_labels or {}).items())}
+    hab.ip_ranges = [str(ipaddress.ip_network(c, strict=False)) for c in spec.ip_ranges]
+    hab.quotas = quotas
+    if spec.valid_until is not None:
+        hab.valid_until = spec.valid_until
+    hab.updated_at = now
+    declared: dict[str, str] = {}
+    for pem in spec.certificates_pem:
+        try:
+            declared[certificate_info(pem).thumbprint] = pem
+        except ValueError as exc:
+            raise HabilitationError(f"Certificat illisible : {exc}") from None
+    for cert in list(hab.certificates):
+        if cert.thumbprint not in declared:
+            hab.certificates.remove(cert)
+    kept = {c.thumbprint for c in hab.certificates}
+    session.flush()
+    for tp, pem in declared.items():
+        if tp not in kept:
+            add_certificate(session, hab, pem, now=now)
+    session.add(
+        HabilitationEvent(
+            habilitation_id=hab.id, at=now, actor=actor, name="habilitation:updated", reason=None
+        )
+    )
+    bump_generation(session)
+    return hab
+
+
 def add_certificate(
     session: Session, hab: Habilitation, pem: str, *, now: dt.datetime
 ) -> Certificate:
@@ -235,6 +285,42 @@ def transition(
             at=now,
             actor=actor,
             name=EVENT_NAMES[action],
+            reason=reason.strip(),
+        )
+    )
+    bump_generation(session)
+    return hab
+
+
+# [000 §14] termination takes effect two months after the written notice.
+TERMINATION_NOTICE = relativedelta(months=2)
+
+
+def terminate_with_notice(
+    session: Session,
+    hab: Habilitation,
+    *,
+    reason: str,
+    actor: str,
+    now: dt.datetime,
+) -> Habilitation:
+    """[000 §14] "Un préavis de deux mois est alors nécessaire": calls keep working until
+    ``valid_until`` = now + 2 months (or an earlier end already set); the scheduler then
+    marks the habilitation terminated."""
+    if not reason.strip():
+        raise HabilitationError("Un motif est obligatoire.")
+    if hab.status is HabilitationStatus.TERMINATED:
+        raise HabilitationError("Cette habilitation est déjà résiliée.")
+    end = now + TERMINATION_NOTICE
+    if hab.valid_until is None or hab.valid_until > end:
+        hab.valid_until = end
+    hab.updated_at = now
+    session.add(
+        HabilitationEvent(
+            habilitation_id=hab.id,
+            at=now,
+            actor=actor,
+            name="habilitation:termination_notified",
             reason=reason.strip(),
         )
     )
