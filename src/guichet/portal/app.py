@@ -1,6 +1,8 @@
 """The portal origin: the assembly of its pages, static assets and middleware.
 
-Pages: home with the documentation, ``/docs/{name}``, the account pages, the citizen's
+Pages: home with the documentation, ``/docs/{name}``, the account pages, the partner's
+requests, habilitations and credentials (``/demandes``, ``/habilitations``,
+``/identifiants``), the instructors' pages (``/instruction``), the citizen's
 "Qui a consulté mes données" (``/mes-donnees``), ``/outbox`` in the embedded default,
 Prometheus ``/metrics`` and ``/healthz``. The State Design System (DSFR)
 is served from ``/static/dsfr/``, built from npm by ``scripts/build-assets.sh``.
@@ -31,8 +33,9 @@ from guichet.gateway.quota import QuotaService
 from guichet.logs import event
 from guichet.mail import Mailer, build_mailer
 from guichet.mail.outbox import Outbox
-from guichet.portal import accounts, citizen, outbox
+from guichet.portal import accounts, citizen, instruction, outbox, requests
 from guichet.portal.citizen import CitizenSpace
+from guichet.portal.requests import HabilitationPortal
 from guichet.portal.security import SecurityHeaders
 from guichet.portal.web import PortalDeps, render
 from guichet.runtime import Runtime
@@ -72,10 +75,11 @@ def build_portal_app(
 ) -> Starlette:
     settings = runtime.settings
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    mailer = mailer or build_mailer(settings, runtime.clock)
     accounts_service = AccountService(
         runtime.session_factory,
         runtime.clock,
-        mailer or build_mailer(settings, runtime.clock),
+        mailer,
         settings.resolved_portal_url,
         Passwords(password_hasher),
     )
@@ -130,6 +134,8 @@ def build_portal_app(
             Route("/docs/{name}", doc),
             *accounts.ROUTES,
             *citizen.ROUTES,
+            *requests.ROUTES,
+            *instruction.ROUTES,
             *outbox.ROUTES,
             Route("/metrics", metrics),
             Route("/healthz", healthz),
@@ -138,6 +144,7 @@ def build_portal_app(
         middleware=[Middleware(SecurityHeaders)],
     )
     app.state.deps = portal_deps
+    app.state.habilitations = HabilitationPortal.from_runtime(runtime, mailer)
     # The citizen's space reaches the federation over HTTP; tests pass one on an in-process
     # transport (``CitizenSpace.from_runtime(runtime, transport=…)``).
     app.state.citizen = citizen_space or CitizenSpace.from_runtime(runtime)

@@ -163,12 +163,17 @@ def _cross_site(request: Request) -> bool:
 FormHandler = Callable[[Request, FormData, SessionData], Awaitable[Response]]
 
 
-def csrf_protected(handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+def csrf_protected(
+    handler: FormHandler, *, max_files: int = 0, max_fields: int = MAX_FORM_FIELDS
+) -> Callable[[Request], Awaitable[Response]]:
     """Every POST of the portal goes through here: a cross-site request, or a form without
-    the session's synchronizer token, is refused with 403 before the handler runs."""
+    the session's synchronizer token, is refused with 403 before the handler runs.
+
+    Forms take no file unless the route says how many (``max_files``, the request's uploads).
+    """
 
     async def endpoint(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+        form = await request.form(max_files=max_files, max_fields=max_fields)
         session = await current_session(request)
         if (
             _cross_site(request)

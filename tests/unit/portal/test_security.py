@@ -48,7 +48,7 @@ def test_every_post_refuses_a_bad_csrf_token(
     portal: Starlette, client: TestClient, with_token: str
 ) -> None:
     paths = post_paths(portal)
-    assert len(paths) == 6
+    assert len(paths) == 15
     csrf = csrf_of(client, "/connexion")
     with TestClient(portal) as other:
         other_csrf = csrf_of(other, "/connexion")

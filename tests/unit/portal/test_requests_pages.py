@@ -1,0 +1,403 @@
+"""The partner's habilitation pages over HTTP: the form block by block with its errors,
+uploads, submission, who may see a request, CSRF, and the one-time credentials page."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from guichet.accounts.models import User
+from guichet.accounts.passwords import Passwords
+from guichet.clock import FrozenClock
+from guichet.db import transaction
+from guichet.habilitation.models import Habilitation
+from guichet.habilitation.request_models import CredentialDelivery, HabilitationRequest
+from guichet.habilitation.requests import submit
+from guichet.pki import ensure_local_pki, issue_client_certificate
+from guichet.secrets import MasterSecret
+from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
+from tests.unit.habilitation.support import (
+    PDF,
+    World,
+    make_world,
+    new_complete_request,
+    user,
+    validated,
+)
+from tests.unit.portal.conftest import CSRF
+
+EMAILS = {
+    "applicant": "demandeur@ville-a.fr",
+    "technical": "technique@ville-a.fr",
+    "stranger": "demandeur@societe-b.fr",
+    "instructor": "instructeur@dgfip.test",
+    "instructor_of_a": "agent@ville-a.fr",
+}
+
+
+@pytest.fixture
+def world(session_factory: sessionmaker[Session], clock: FrozenClock) -> World:
+    """The people of ``tests.unit.habilitation.support``, each with a password."""
+    hashed = Passwords(FAST_HASHER).hash(PASSWORD)
+    with transaction(session_factory) as session:
+        made = make_world(session, clock.now())
+        for u in session.scalars(select(User)):
+            u.password_hash = hashed
+    return made
+
+
+@pytest.fixture
+def cert_pem(tmp_path: Path, clock: FrozenClock) -> str:
+    pki = ensure_local_pki(tmp_path / "pki", clock.now(), ["127.0.0.1"])
+    cert, _key = issue_client_certificate(pki, "qf client", "Ville A", 365, clock.now())
+    return cert.decode()
+
+
+@pytest.fixture
+def browser(portal: Starlette) -> Iterator[TestClient]:
+    with TestClient(portal, follow_redirects=False) as c:
+        yield c
+
+
+def csrf(client: TestClient, path: str = "/connexion") -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    found = CSRF.search(page.text)
+    assert found, path
+    return found.group(1)
+
+
+def sign_in(client: TestClient, who: str) -> None:
+    client.cookies.clear()
+    answer = client.post(
+        "/connexion",
+        data={"email": EMAILS[who], "password": PASSWORD, "csrf_token": csrf(client)},
+    )
+    assert answer.status_code == 303, answer.text
+
+
+def post(client: TestClient, path: str, page: str, data: dict[str, object], **kw: object):  # type: ignore[no-untyped-def]
+    return client.post(path, data={**data, "csrf_token": csrf(client, page)}, **kw)  # type: ignore[arg-type]
+
+
+def complete_request(
+    session_factory: sessionmaker[Session], world: World, cert_pem: str, clock: FrozenClock
+) -> uuid.UUID:
+    with transaction(session_factory) as session:
+        return new_complete_request(session, world, cert_pem, clock.now()).id
+
+
+def submitted_request(
+    session_factory: sessionmaker[Session], world: World, cert_pem: str, clock: FrozenClock
+) -> uuid.UUID:
+    request_id = complete_request(session_factory, world, cert_pem, clock)
+    with transaction(session_factory) as session:
+        found = session.get(HabilitationRequest, request_id)
+        assert found is not None
+        submit(session, found, user(session, world.applicant), now=clock.now())
+    return request_id
+
+
+def test_partner_files_a_request_block_by_block(
+    browser: TestClient, world: World, cert_pem: str, tmp_path: Path
+) -> None:
+    sign_in(browser, "applicant")
+    listing = browser.get("/demandes")
+    assert listing.status_code == 200
+    assert "Aucune demande" in listing.text
+    created = post(browser, "/demandes", "/demandes", {"api": "impot_particulier"})
+    assert created.status_code == 303
+    page_url = created.headers["location"]
+    assert re.fullmatch(r"/demandes/[0-9a-f-]{36}", page_url)
+
+    # A block saved incomplete: the error sits next to its field, tied by aria-describedby.
+    saved = post(browser, f"{page_url}/blocs/basics", page_url, {"demarche": "Quotient"})
+    assert saved.status_code == 303
+    page = browser.get(page_url).text
+    assert 'id="f-basics-description" name="description"' in page
+    assert 'aria-invalid="true" aria-describedby="f-basics-description-messages"' in page
+    assert re.search(
+        r'id="f-basics-description-messages"[^>]*>\s*<p class="fr-message fr-message--error">'
+        r"Description de la démarche : champ obligatoire",
+        page,
+    )
+    assert 'value="Quotient"' in page
+
+    blocks = {
+        "basics": {"demarche": "Quotient familial", "description": "d", "intended_use": "u"},
+        "perimeter": {
+            "data_scopes": ["dgfip_rfr"],
+            "justification_dgfip_rfr": "Le quotient se calcule sur le RFR.",
+            "label_dgfip_rfr": "Revenu fiscal de référence",
+            "access_modes": ["spi"],
+            "year_scopes": ["dgfip_annee_n_moins_1"],
+            "r11494_domain": "famille",
+        },
+        "recipients": {"services": "Direction de l'éducation\nCCAS"},
+        "personal_data": {"retention_months": "12"},
+        "contacts": {
+            "controller_name": "Le maire",
+            "controller_email": "maire@ville-a.fr",
+            "technical_name": "Technique",
+            "technical_email": EMAILS["technical"],
+        },
+        "technical": {
+            "ip_ranges": "127.0.0.1/32",
+            "certificate_pem": cert_pem,
+            "volumetry_per_minute": "50",
+            "annual_files": "6000",
+            "hourly_peak": "200",
+        },
+    }
+    for block, values in blocks.items():
+        answer = post(browser, f"{page_url}/blocs/{block}", page_url, values)
+        assert answer.status_code == 303, (block, answer.text)
+
+    # The legal text: a PNG is refused at the field; a PDF is kept and shown.
+    legal = {"nature": "deliberation", "reference": "Délibération du 1er décembre", "url": ""}
+    png = post(
+        browser,
+        f"{page_url}/blocs/legal",
+        page_url,
+        {**legal, "local_authority": "1"},
+        files={"document": ("../../etc/passwd.pdf", b"\x89PNG\r\n\x1a\n....", "application/pdf")},
+    )
+    assert png.status_code == 400
+    assert 'id="f-legal-document_id-messages"' in png.text
+    assert "Seuls les documents PDF sont acceptés" in png.text
+    pdf = post(
+        browser,
+        f"{page_url}/blocs/legal",
+        page_url,
+        {**legal, "local_authority": "1"},
+        files={"document": ("../../délibération.pdf", PDF, "application/pdf")},
+    )
+    assert pdf.status_code == 303
+    page = browser.get(page_url).text
+    assert "délibération.pdf" in page
+    assert "Certificat enregistré" in page
+    assert "Empreinte SHA-256" in page
+    assert not list((tmp_path / "uploads").glob("*passwd*"))
+
+    # Submitting before accepting the terms: every missing piece is listed, nothing moves.
+    early = post(browser, f"{page_url}/soumettre", page_url, {})
+    assert early.status_code == 400
+    assert "Acceptez les conditions générales" in early.text
+    accepted = post(
+        browser,
+        f"{page_url}/cgu",
+        page_url,
+        {"version": "impot_particulier-2023-01", "accept": "1"},
+    )
+    assert accepted.status_code == 303
+    done = post(browser, f"{page_url}/soumettre", page_url, {})
+    assert done.status_code == 303, done.text
+    page = browser.get(page_url).text
+    assert "Soumise" in page
+    assert "Demande soumise" in page
+    # Submitted: the blocks are no longer forms.
+    assert f'action="{page_url}/blocs/basics"' not in page
+    assert "Soumise" in browser.get("/demandes").text
+
+
+def test_a_partner_of_another_organisation_gets_404(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+) -> None:
+    request_id = complete_request(session_factory, world, cert_pem, clock)
+    sign_in(browser, "stranger")
+    answer = browser.get(f"/demandes/{request_id}")
+    assert answer.status_code == 404
+    assert "fr-alert--error" in answer.text
+    assert "Quotient familial" not in answer.text
+    token = csrf(browser, "/demandes")
+    refused = browser.post(
+        f"/demandes/{request_id}/blocs/basics", data={"demarche": "x", "csrf_token": token}
+    )
+    assert refused.status_code == 404
+    assert browser.get("/demandes/not-a-uuid").status_code == 404
+    assert browser.get(f"/demandes/{request_id}/../{uuid.uuid4()}").status_code == 404
+
+
+def test_pages_need_a_signed_in_user(browser: TestClient, world: World) -> None:
+    for path in ["/demandes", "/habilitations", "/identifiants", "/instruction"]:
+        answer = browser.get(path)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/connexion"
+
+
+def test_every_new_post_checks_csrf(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+) -> None:
+    request_id = complete_request(session_factory, world, cert_pem, clock)
+    sign_in(browser, "applicant")
+    paths = [
+        "/demandes",
+        f"/demandes/{request_id}/blocs/basics",
+        f"/demandes/{request_id}/cgu",
+        f"/demandes/{request_id}/soumettre",
+        f"/demandes/{request_id}/production",
+        f"/identifiants/{uuid.uuid4()}",
+        f"/instruction/demandes/{request_id}/decision",
+        f"/instruction/demandes/{request_id}/commentaires",
+        f"/instruction/habilitations/{uuid.uuid4()}/gestion",
+    ]
+    for path in paths:
+        answer = browser.post(path, data={"csrf_token": "wrong", "reason": "x"})
+        assert answer.status_code == 403, path
+        assert "Formulaire expiré" in answer.text
+    with session_factory() as session:
+        found = session.get(HabilitationRequest, request_id)
+        assert found is not None
+        assert found.status.value == "draft"
+        assert (
+            session.scalar(select(HabilitationRequest).where(HabilitationRequest.id != request_id))
+            is None
+        )
+
+
+def test_credentials_are_shown_once_to_the_technical_contact(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    master_secret: MasterSecret,
+    portal: Starlette,
+) -> None:
+    request_id = complete_request(session_factory, world, cert_pem, clock)
+    with transaction(session_factory) as session:
+        found = session.get(HabilitationRequest, request_id)
+        assert found is not None
+        issuance = validated(session, world, found, clock.now(), portal.state.habilitations.master)
+    assert issuance.delivery_id is not None
+
+    # The applicant has nothing to collect; the credentials are not theirs.
+    sign_in(browser, "applicant")
+    assert "Aucun identifiant en attente" in browser.get("/identifiants").text
+    token = csrf(browser, "/identifiants")
+    stolen = browser.post(f"/identifiants/{issuance.delivery_id}", data={"csrf_token": token})
+    assert stolen.status_code == 404
+
+    sign_in(browser, "technical")
+    assert "Des identifiants vous attendent" in browser.get("/demandes").text
+    listing = browser.get("/identifiants").text
+    assert issuance.client_id in listing
+    assert "ne sera affiché qu'une seule fois" in listing
+    shown = post(browser, f"/identifiants/{issuance.delivery_id}", "/identifiants", {})
+    assert shown.status_code == 200
+    assert shown.headers["cache-control"] == "no-store"
+    secret = re.search(r'<code id="client-secret">([^<]+)</code>', shown.text)
+    assert secret
+    assert len(secret.group(1)) >= 20
+    # Then never again, anywhere.
+    again = post(browser, f"/identifiants/{issuance.delivery_id}", "/identifiants", {})
+    assert again.status_code == 409
+    assert secret.group(1) not in again.text
+    assert "Aucun identifiant en attente" in browser.get("/identifiants").text
+    for path in ["/demandes", f"/demandes/{request_id}", "/habilitations"]:
+        assert secret.group(1) not in browser.get(path).text
+    with session_factory() as session:
+        delivery = session.get(CredentialDelivery, issuance.delivery_id)
+        assert delivery is not None
+        assert delivery.secret_encrypted is None
+
+
+def test_my_habilitations_show_status_quotas_and_last_calls_without_subject(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+) -> None:
+    from guichet.journal.models import JournalRecord
+
+    request_id = complete_request(session_factory, world, cert_pem, clock)
+    with transaction(session_factory) as session:
+        found = session.get(HabilitationRequest, request_id)
+        assert found is not None
+        issuance = validated(session, world, found, clock.now(), portal.state.habilitations.master)
+        session.add(
+            JournalRecord(
+                id=uuid.uuid4(),
+                at=clock.now(),
+                environment="sandbox",
+                correlation_id="c-1",
+                partner_id=world.org_a,
+                habilitation_id=issuance.habilitation_id,
+                client_id=issuance.client_id,
+                api="impot_particulier",
+                operation="ir_assiettes",
+                source_ip="127.0.0.1",
+                cert_thumbprint=None,
+                subject="pseudonyme-secret-du-sujet",
+                data_scopes=["dgfip_rfr"],
+                outcome="success",
+                http_status=200,
+                latency_ms=3.0,
+                prev_hash="0" * 64,
+                hash="1" * 64,
+            )
+        )
+    sign_in(browser, "applicant")
+    page = browser.get("/habilitations").text
+    assert "Quotient familial" in page
+    assert "Active" in page
+    assert "50 appels par minute" in page
+    assert "ir_assiettes" in page
+    assert "success (200)" in page
+    assert "pseudonyme-secret-du-sujet" not in page
+    sign_in(browser, "stranger")
+    other = browser.get("/habilitations").text
+    assert "Quotient familial" not in other
+    assert "ir_assiettes" not in other
+    with session_factory() as session:
+        assert session.get(Habilitation, issuance.habilitation_id) is not None
+
+
+def test_production_step_from_a_validated_sandbox_request(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+) -> None:
+    request_id = complete_request(session_factory, world, cert_pem, clock)
+    sign_in(browser, "applicant")
+    assert "Passer en production" not in browser.get(f"/demandes/{request_id}").text
+    with transaction(session_factory) as session:
+        found = session.get(HabilitationRequest, request_id)
+        assert found is not None
+        validated(session, world, found, clock.now(), portal.state.habilitations.master)
+    page = f"/demandes/{request_id}"
+    assert "Passer en production" in browser.get(page).text
+    started = post(browser, f"{page}/production", page, {})
+    assert started.status_code == 303
+    production = browser.get(started.headers["location"]).text
+    assert "Prérequis de la production encore manquants" in production
+    assert "Attestation d'homologation" in production
+    # Submitting without the attestation is refused, field by field.
+    refused = post(
+        browser, f"{started.headers['location']}/soumettre", started.headers["location"], {}
+    )
+    assert refused.status_code == 400
+    assert "Engagement de sécurité : joignez" in refused.text
+    # A second production step is not offered.
+    assert "Passer en production</button>" not in browser.get(page).text
