@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from guichet.accounts.seed import ensure_instructor
 from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS
 from guichet.db import transaction
-from guichet.federation.clients import register_client
+from guichet.federation.clients import register_client, set_encryption_key
+from guichet.federation.encryption import public_jwk_of
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.scopes import IDENTITY_SCOPES, OPENID
+from guichet.gateway.franceconnect import DECRYPTION_KEY_FILE, load_decryption_key
 from guichet.habilitation.models import (
     AccessMode,
     Environment,
@@ -95,19 +98,36 @@ def ensure_federation_data_provider(runtime: Runtime) -> Path:
 
     Its secret lives only in ``DATA_DIR/federation/data-provider.json`` (0600), read by
     ``guichet.gateway.franceconnect.from_settings`` when no credentials are configured.
+    Its decryption key (EC P-256, ``ECDH-ES`` + ``A256GCM``) lives only in
+    ``DATA_DIR/federation/data-provider-key.pem`` (0600); the public part is registered
+    on the client, so the federation encrypts its answers as FranceConnect does. A data
+    provider registered before it had a key gets one on the next start.
     """
-    path = runtime.settings.data_dir.resolve() / "federation" / "data-provider.json"
-    if path.exists():
-        return path
+    directory = runtime.settings.data_dir.resolve() / "federation"
+    path = directory / "data-provider.json"
+    key_path = directory / DECRYPTION_KEY_FILE
+    directory.mkdir(parents=True, exist_ok=True)
+    if key_path.exists():
+        private = load_decryption_key(key_path)
+    else:
+        private = ECKey.generate_key("P-256", private=True)
+        _write_private(key_path, private.as_pem(private=True))
+    public = public_jwk_of(private.as_pem(private=False))
     with transaction(runtime.session_factory) as session:
+        if path.exists():
+            client_id = json.loads(path.read_text(encoding="utf-8"))["client_id"]
+            row = session.get(FederationClient, client_id)
+            if row is not None and row.encryption_jwk != public:
+                set_encryption_key(session, client_id, public)
+            return path
         registered = register_client(
             session,
             kind=ClientKind.DATA_PROVIDER,
             name="DGFiP — passerelle guichet",
             now=runtime.clock.now(),
+            encryption_jwk=public,
         )
         document = {"client_id": registered.client_id, "client_secret": registered.client_secret}
-    path.parent.mkdir(parents=True, exist_ok=True)
     _write_private(path, (json.dumps(document, indent=2) + "\n").encode())
     return path
 

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     federation_client_secret: str | None = Field(
         default=None, description="The data-provider client secret at the federation."
     )
+    federation_decryption_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key (EC P-256 or RSA ≥ 2048) the federation encrypts its "
+        "/checktoken answers to (RFC 9701 nested JWT, as FranceConnect does); when set, a "
+        "plain answer is refused. Default: DATA_DIR/federation/data-provider-key.pem, made "
+        "by `guichet init`, for the embedded federation.",
+    )
     federation_timeout: float = Field(
         default=3.0, gt=0, le=30, description="Seconds before a silent federation is an outage."
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from guichet.federation.clients import list_clients, register_client
 from guichet.federation.consent import RETENTION_MONTHS, months_before, purge_consents
+from guichet.federation.encryption import public_jwk_of
 from guichet.federation.models import ClientKind
 from guichet.runtime import open_runtime
 
@@ -56,10 +58,23 @@ def add(
         uuid.UUID | None,
         typer.Option("--habilitation-id", help="Habilitation à laquelle ce client appartient."),
     ] = None,
+    encryption_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--encryption-key",
+            help="Fournisseur de données : sa clé publique de chiffrement (JWK ou PEM, "
+            "EC P-256 ou RSA ≥ 2048) ; les réponses de /checktoken lui sont alors chiffrées.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Enregistrer un client ; son secret est affiché une seule fois."""
     runtime = open_runtime()
     try:
+        jwk: dict[str, Any] | None = None
+        if encryption_key is not None:
+            jwk = public_jwk_of(encryption_key.read_bytes())
         with runtime.session_factory() as session, session.begin():
             registered = register_client(
                 session,
@@ -70,6 +85,7 @@ def add(
                 post_logout_redirect_uris=post_logout_redirect_uri or (),
                 scopes=scope,
                 habilitation_id=habilitation_id,
+                encryption_jwk=jwk,
             )
     except ValueError as exc:
         Console(stderr=True).print(f"[red]Refusé :[/red] {exc}")

@@ -6,13 +6,15 @@ import datetime as dt
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from guichet.federation.encryption import stored_jwk
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.scopes import IDENTITY_SCOPES, OPENID, SCOPES_SUPPORTED
 from guichet.logs import event
@@ -55,11 +57,14 @@ def register_client(
     scopes: Sequence[str] | None = None,
     habilitation_id: uuid.UUID | None = None,
     sector: str | None = None,
+    encryption_jwk: Mapping[str, Any] | None = None,
 ) -> RegisteredClient:
     """Add a client in the caller's transaction; returns its secret (shown once).
 
     A service provider needs at least one redirect URI and the ``openid`` scope; its
-    default scopes are ``openid`` and the identity scopes. A data provider has neither.
+    default scopes are ``openid`` and the identity scopes. A data provider has neither; it
+    may register a public encryption key (``guichet.federation.encryption``), and its
+    ``/checktoken`` answers are then encrypted to it.
     """
     name = name.strip()
     if not name:
@@ -75,10 +80,13 @@ def register_client(
             raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
         for uri in (*redirect_uris, *post_logout_redirect_uris):
             _check_uri(uri)
+        if encryption_jwk is not None:
+            raise ValueError("only a data provider registers an encryption key")
     else:
         if redirect_uris or post_logout_redirect_uris:
             raise ValueError("a data provider has no redirect URI")
         granted = []
+    encryption = stored_jwk(encryption_jwk) if encryption_jwk is not None else None
     client_id = secrets.token_hex(32)  # FranceConnect's client ids are 64 hex characters
     secret = new_secret()
     row = FederationClient(
@@ -93,6 +101,7 @@ def register_client(
         habilitation_id=habilitation_id,
         disabled=False,
         created_at=now,
+        encryption_jwk=encryption,
     )
     session.add(row)
     session.flush()
@@ -104,6 +113,25 @@ def register_client(
         habilitation_id=habilitation_id,
     )
     return RegisteredClient(client_id, secret, row)
+
+
+def set_encryption_key(
+    session: Session, client_id: str, encryption_jwk: Mapping[str, Any] | None
+) -> FederationClient:
+    """Register (or, with None, remove) a data provider's public encryption key, in the
+    caller's transaction: its next ``/checktoken`` answers are encrypted to it."""
+    row = session.get(FederationClient, client_id)
+    if row is None or row.kind is not ClientKind.DATA_PROVIDER:
+        raise ValueError("no such data provider")
+    row.encryption_jwk = stored_jwk(encryption_jwk) if encryption_jwk is not None else None
+    session.flush()
+    event(
+        log,
+        "federation:client:encryption_key_set",
+        client_id=client_id,
+        kid=row.encryption_jwk["kid"] if row.encryption_jwk else None,
+    )
+    return row
 
 
 def list_clients(session: Session) -> list[FederationClient]:

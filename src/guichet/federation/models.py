@@ -47,6 +47,9 @@ class FederationClient(Base):
     )
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime]
+    # A data provider's public encryption key (JWK): when set, its /checktoken answers are
+    # signed then encrypted to it (RFC 9701 §5, ``guichet.federation.encryption``).
+    encryption_jwk: Mapped[dict[str, Any] | None]
 
 
 class FederationCode(Base):

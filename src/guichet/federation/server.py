@@ -44,6 +44,7 @@ from guichet.federation import citizens
 from guichet.federation import keys as fkeys
 from guichet.federation.citizens import Citizen
 from guichet.federation.consent import ConsentPage, ConsentStep, habilitation_refusal
+from guichet.federation.encryption import CONTENT_ENCRYPTION, KEY_ALGORITHMS, encrypt_answer
 from guichet.federation.models import (
     ClientKind,
     FederationClient,
@@ -104,6 +105,8 @@ class FedClient(ClientMixin):  # type: ignore[misc]
     scopes: frozenset[str]
     sector: str
     habilitation_id: Any
+    # A data provider's public encryption JWK (``guichet.federation.encryption``), if any.
+    encryption_jwk: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, row: FederationClient) -> FedClient:
@@ -117,6 +120,7 @@ class FedClient(ClientMixin):  # type: ignore[misc]
             scopes=frozenset(row.scopes),
             sector=row.sector,
             habilitation_id=row.habilitation_id,
+            encryption_jwk=dict(row.encryption_jwk) if row.encryption_jwk else None,
         )
 
     @property
@@ -617,7 +621,8 @@ class FederationServer(AuthorizationServer):  # type: ignore[misc]
         ``token_introspection`` claim holds the RFC 7662 §2.2 members — ``active: false``
         alone for a token that is unknown, expired or revoked. ``sub`` is the citizen's
         pairwise identifier for the data provider; the identity pivot lets it find its
-        record."""
+        record. "If the JWT is signed and encrypted, it MUST be a Nested JWT": encrypted
+        to the data provider's registered key, when it has one (as FranceConnect does)."""
         now = self.deps.clock.now()
         introspection: dict[str, Any] = {"active": False}
         with self.deps.session_factory() as session:
@@ -652,13 +657,17 @@ class FederationServer(AuthorizationServer):  # type: ignore[misc]
             "iat": int(now.timestamp()),
             "token_introspection": introspection,
         }
-        return self.sign(claims, typ=INTROSPECTION_TYP)
+        signed = self.sign(claims, typ=INTROSPECTION_TYP)
+        if data_provider.encryption_jwk is None:
+            return signed
+        return encrypt_answer(signed, data_provider.encryption_jwk)
 
     # discovery -------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
         """OpenID Connect Discovery 1.0 §3, with RP-Initiated Logout's
-        ``end_session_endpoint`` and RFC 9701 §7's introspection signing algorithms."""
+        ``end_session_endpoint`` and RFC 9701 §7's introspection signing and encryption
+        algorithms."""
         base = self.deps.issuer.rstrip("/")
         return {
             "issuer": self.deps.issuer,
@@ -678,6 +687,8 @@ class FederationServer(AuthorizationServer):  # type: ignore[misc]
             "id_token_signing_alg_values_supported": [fkeys.ALG],
             "userinfo_signing_alg_values_supported": [fkeys.ALG],
             "introspection_signing_alg_values_supported": [fkeys.ALG],
+            "introspection_encryption_alg_values_supported": sorted(KEY_ALGORITHMS.values()),
+            "introspection_encryption_enc_values_supported": [CONTENT_ENCRYPTION],
             "token_endpoint_auth_methods_supported": list(SECRET_METHODS),
             "introspection_endpoint_auth_methods_supported": ["client_secret_post"],
             "code_challenge_methods_supported": ["S256"],

@@ -1,5 +1,6 @@
 """The data provider's check of a citizen's federation access token (FranceConnect v2
-``/checktoken``), answered as a signed JWT introspection response (RFC 9701).
+``/checktoken``), answered as a signed, and when a decryption key is configured signed then
+encrypted, JWT introspection response (RFC 9701).
 
 ``FederationCheck`` is the seam: ``HttpFederationCheck`` talks to the configured federation
 (the embedded sandbox federation by default, the real FranceConnect by configuration — same
@@ -10,6 +11,7 @@ Every refusal is a domain error: no data is ever released without a verified, ac
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 import httpx
-from joserfc import jws
+from joserfc import jwe, jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
@@ -46,6 +48,12 @@ CLOCK_LEEWAY: Final = 60  # seconds of skew tolerated on the answer's ``iat``
 MAX_ANSWER_AGE: Final = 300  # an older answer is not a fresh answer to this request
 JWKS_REFRESH_INTERVAL: Final = 30  # an unknown ``kid`` refetches the JWKS at most this often
 FRANCE: Final = "99100"
+# RFC 9701 §5 nested JWT, as FranceConnect encrypts to a data provider's key: ECDH-ES for
+# an EC P-256 key, RSA-OAEP-256 for an RSA key, A256GCM content. Nothing else: not ``dir``
+# (a key shared with nobody), not RSA1_5, no compression.
+DECRYPTION_ALGS: Final = {"EC": "ECDH-ES", "RSA": "RSA-OAEP-256"}
+CONTENT_ENCRYPTION: Final = "A256GCM"
+MIN_RSA_BITS: Final = 2048
 
 
 class FederationTokenMissing(Unauthenticated):
@@ -111,6 +119,9 @@ class FederationConfig:
     client_id: str | None  # the provider's data-provider credentials at the federation
     client_secret: str | None
     timeout: float = 3.0
+    # The provider's private key the federation encrypts its answers to; when set, an answer
+    # that is not encrypted is refused (no downgrade to a plain signed answer).
+    decryption_key: ECKey | RSAKey | None = None
 
 
 class HttpFederationCheck:
@@ -251,12 +262,21 @@ class HttpFederationCheck:
         signed by the federation ("The AS MUST sign the JWT"), with ``iss`` (the federation),
         ``aud`` (this data provider's client id), ``iat`` and ``token_introspection``.
         "The RS MUST … validate the signature" — with a key of the federation's JWKS, by
-        ``kid``, in an allowed algorithm whose family matches the key's."""
+        ``kid``, in an allowed algorithm whose family matches the key's. With a decryption
+        key configured, "the JWT is … signed and encrypted … a Nested JWT": decrypted
+        first, and an answer that is not encrypted is refused."""
+        compact = answer.strip()
+        parts = compact.count(".") + 1
+        if self.config.decryption_key is not None:
+            if parts != 5:
+                raise _bad_answer("réponse non chiffrée, une réponse chiffrée est attendue")
+            compact = self._decrypt(compact, self.config.decryption_key)
+        elif parts == 5:
+            raise _bad_answer("réponse chiffrée mais aucune clé de déchiffrement configurée")
         try:
-            obj = jws.extract_compact(answer.strip().encode("ascii"))
+            obj = jws.extract_compact(compact.encode("ascii"))
             header = obj.headers()
         except (JoseError, ValueError, TypeError, UnicodeError) as exc:
-            # Five parts: an encrypted answer (real FranceConnect) — not supported yet.
             raise _bad_answer("JWS compact attendu") from exc
         alg = header.get("alg")
         if alg not in ALLOWED_ALGS:
@@ -283,6 +303,39 @@ class HttpFederationCheck:
             raise _bad_answer("contenu illisible")
         self._check_claims(claims)
         return claims
+
+    @staticmethod
+    def _decrypt(compact: str, key: ECKey | RSAKey) -> str:
+        """RFC 7516 §5.2 decryption of the outer JWE, RFC 8725 §3.1: only the algorithm of
+        our key's family (``ECDH-ES`` or ``RSA-OAEP-256``) and ``A256GCM``; ``cty``, when
+        present, ``JWT`` (RFC 7519 §5.2) and ``typ``, when present, the answer's."""
+        try:
+            segment = compact.split(".", 1)[0]
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        except (ValueError, TypeError, UnicodeError) as exc:
+            raise _bad_answer("JWE compact attendu") from exc
+        if not isinstance(header, dict):
+            raise _bad_answer("JWE compact attendu")
+        alg, enc = header.get("alg"), header.get("enc")
+        expected = DECRYPTION_ALGS["EC" if isinstance(key, ECKey) else "RSA"]
+        if alg != expected:
+            raise _bad_answer(f"algorithme de chiffrement {alg!r} refusé")
+        if enc != CONTENT_ENCRYPTION:
+            raise _bad_answer(f"chiffrement de contenu {enc!r} refusé")
+        if "zip" in header:
+            raise _bad_answer("compression refusée")
+        if str(header.get("cty", "JWT")).upper() != "JWT":
+            raise _bad_answer("cty JWT attendu")
+        if str(header.get("typ", INTROSPECTION_TYP)).lower() not in (
+            INTROSPECTION_TYP,
+            INTROSPECTION_MEDIA_TYPE,
+        ):
+            raise _bad_answer("typ token-introspection+jwt attendu")
+        try:
+            decrypted = jwe.decrypt_compact(compact, key, algorithms=[expected, CONTENT_ENCRYPTION])
+            return decrypted.plaintext.decode("ascii") if decrypted.plaintext else ""
+        except (JoseError, ValueError, TypeError, UnicodeError) as exc:
+            raise _bad_answer("déchiffrement impossible") from exc
 
     def _check_claims(self, claims: Mapping[str, Any]) -> None:
         iss, aud, iat = claims.get("iss"), claims.get("aud"), claims.get("iat")
@@ -451,6 +504,10 @@ def from_settings(settings: Settings, clock: Clock) -> HttpFederationCheck:
         stored = data_provider_credentials(settings.data_dir)
         if stored is not None:
             client_id, client_secret = stored
+    key_file = settings.federation_decryption_key_file
+    if key_file is None and settings.federation_client_id is None:
+        embedded = settings.data_dir / "federation" / DECRYPTION_KEY_FILE
+        key_file = embedded if embedded.exists() else None
     return HttpFederationCheck(
         FederationConfig(
             checktoken_url=checktoken_url,
@@ -459,9 +516,32 @@ def from_settings(settings: Settings, clock: Clock) -> HttpFederationCheck:
             client_id=client_id,
             client_secret=client_secret,
             timeout=settings.federation_timeout,
+            decryption_key=load_decryption_key(key_file) if key_file is not None else None,
         ),
         clock,
     )
+
+
+DECRYPTION_KEY_FILE: Final = "data-provider-key.pem"  # under DATA_DIR/federation/
+
+
+def load_decryption_key(path: Path) -> ECKey | RSAKey:
+    """The provider's private decryption key from a PEM file: EC P-256 or RSA ≥ 2048 bits.
+    A file that holds anything else is a configuration error (``ValueError``)."""
+    data = path.read_bytes()
+    for family in (ECKey, RSAKey):
+        try:
+            key = family.import_key(data)
+        except (JoseError, ValueError, TypeError):
+            continue
+        if not key.is_private:
+            raise ValueError(f"{path}: a public key; the private decryption key is expected")
+        if isinstance(key, ECKey) and key.curve_name != "P-256":
+            raise ValueError(f"{path}: an EC decryption key is on P-256")
+        if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
+            raise ValueError(f"{path}: an RSA decryption key has at least {MIN_RSA_BITS} bits")
+        return key
+    raise ValueError(f"{path}: not a PEM EC P-256 or RSA private key")
 
 
 def data_provider_credentials(data_dir: Path) -> tuple[str, str] | None:

@@ -52,3 +52,24 @@ class IrSituation(Base):
     rang: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     foyer: Mapped[str] = mapped_column(String(32), index=True)
     record: Mapped[dict[str, Any]]
+
+
+class ThLocal(Base):
+    """One premises (local) of a person's housing-tax (TH) assessment of one year: what
+    OS7 returns [003 annexe 3 §5.7].
+
+    ``avis`` groups the premises of one assessment; ``principal`` marks a principal-residence
+    assessment (``regimeTax`` "P"), the others being secondary ("S"). Each declarant of a
+    household has the rows under their own SPI, like ``IrSituation``.
+    """
+
+    __tablename__ = "th_local"
+
+    store: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spi: Mapped[str] = mapped_column(String(13), primary_key=True)
+    annee: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invariant: Mapped[str] = mapped_column(String(10), primary_key=True)  # the premises' id
+    avis: Mapped[str] = mapped_column(String(24))
+    nature_local: Mapped[str] = mapped_column(String(3))  # MA maison, AP appartement, DE …
+    affectation: Mapped[str] = mapped_column(String(1))  # H habitation, D dépendance, P pro
+    principal: Mapped[bool] = mapped_column(Boolean)

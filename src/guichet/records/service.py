@@ -9,7 +9,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from guichet.records.models import IrSituation, Person
+from guichet.records.models import IrSituation, Person, ThLocal
 from guichet.records.names import canonical_name, name_key
 
 
@@ -103,3 +103,31 @@ def persons_by_etat_civil(
 
 def _first_names_match(wanted: str, held: str) -> bool:
     return held == wanted or held.split(" ")[0] == wanted or held.startswith(wanted + " ")
+
+
+def th_assessments(
+    session: Session | Connection, store: str, spi: str, annee: int
+) -> list[dict[str, Any]]:
+    """The person's housing-tax assessments of ``annee``, in OS7's vocabulary: one
+    ``{"regimeTax": "P" or "S", "locaux": [{"natureLocal", "affectation", "invariant"}]}``
+    per ``avis``, in ``avis`` then ``invariant`` order."""
+    rows = session.execute(
+        select(
+            ThLocal.avis,
+            ThLocal.principal,
+            ThLocal.nature_local,
+            ThLocal.affectation,
+            ThLocal.invariant,
+        )
+        .where(ThLocal.store == store, ThLocal.spi == spi, ThLocal.annee == annee)
+        .order_by(ThLocal.avis, ThLocal.invariant)
+    ).all()
+    assessments: dict[str, dict[str, Any]] = {}
+    for avis, principal, nature, affectation, invariant in rows:
+        assessment = assessments.setdefault(
+            avis, {"regimeTax": "P" if principal else "S", "locaux": []}
+        )
+        assessment["locaux"].append(
+            {"natureLocal": nature, "affectation": affectation, "invariant": invariant}
+        )
+    return list(assessments.values())

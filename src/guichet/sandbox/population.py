@@ -14,7 +14,7 @@ from faker import Faker
 from sqlalchemy import Table, delete, insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from guichet.records.models import IrSituation, Person
+from guichet.records.models import IrSituation, Person, ThLocal
 from guichet.sandbox import personas
 from guichet.sandbox.fiscal import COUPLE, Pac
 from guichet.sandbox.geography import COMMUNES, COUNTRIES, FRANCE
@@ -27,6 +27,12 @@ _SITUATIONS = ("C", "M", "O", "D", "V")
 _SITUATION_WEIGHTS = (35, 30, 10, 15, 10)
 _COMPLEMENTS = ("Appartement {}", "Bâtiment {}", "Résidence Les Tilleuls", "Escalier {}")
 _INSERT_CHUNK = 5_000
+# Housing tax (OS7): most households have one principal residence, some none (housed by
+# someone else), some a secondary residence besides.
+_TH_NONE = 0.12
+_TH_DEPENDENCY = 0.35  # a garage or cellar in the principal assessment
+_TH_SECONDARY = 0.06
+_TH_PROFESSIONAL = 0.02  # a professional premises in the principal assessment
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,111 @@ class SeedReport:
     persons: int
     situations: int
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """Rows of the three tables the sandbox store holds."""
+
+    persons: list[dict[str, Any]]
+    situations: list[dict[str, Any]]
+    th_locaux: list[dict[str, Any]]
+
+
+class _Housing:
+    """Draws housing-tax premises from their own seeded ``random.Random``: adding them left
+    every person and IR situation of a given seed as it was."""
+
+    def __init__(self, seed: int, years: list[int], store: str) -> None:
+        self.rng = random.Random(f"{seed}/th")  # noqa: S311 — reproducible fictive data
+        self.years = years
+        self.store = store
+
+    @staticmethod
+    def invariant(commune_cog: str, number: int) -> str:
+        """A premises' 10-character invariant: the commune's 3 last COG characters, then 7
+        digits."""
+        return f"{commune_cog[-3:]}{number % 10_000_000:07d}"
+
+    def rows(
+        self,
+        spis: list[str],
+        avis: str,
+        premises: list[tuple[str, str, str]],
+        *,
+        principal: bool,
+        years: list[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """One assessment's rows: ``premises`` (nature, affectation, invariant) for each of
+        ``spis`` and each year."""
+        return [
+            {
+                "store": self.store,
+                "spi": spi,
+                "annee": annee,
+                "invariant": invariant,
+                "avis": f"{annee}{avis}",
+                "nature_local": nature,
+                "affectation": affectation,
+                "principal": principal,
+            }
+            for annee in (self.years if years is None else years)
+            for spi in spis
+            for nature, affectation, invariant in premises
+        ]
+
+    def household(self, index: int, spis: list[str], commune_cog: str) -> list[dict[str, Any]]:
+        rng = self.rng
+        if rng.random() < _TH_NONE:
+            return []
+        # One base number per household, one digit per premises: distinct within it.
+        base = rng.randrange(900_000) * 10
+        premises = [(rng.choice(("MA", "AP")), "H", self.invariant(commune_cog, base))]
+        if rng.random() < _TH_DEPENDENCY:
+            premises.append(("DE", "D", self.invariant(commune_cog, base + 1)))
+        if rng.random() < _TH_PROFESSIONAL:
+            premises.append(("LC", "P", self.invariant(commune_cog, base + 2)))
+        out = self.rows(spis, f"P{index:07d}", premises, principal=True)
+        if rng.random() < _TH_SECONDARY:
+            elsewhere = rng.choice(COMMUNES).cog
+            second = [(rng.choice(("MA", "AP")), "H", self.invariant(elsewhere, base + 3))]
+            out += self.rows(spis, f"S{index:07d}", second, principal=False)
+        return out
+
+    def personas(self) -> list[dict[str, Any]]:
+        """The personas' premises (docs/sandbox.md): one principal residence at their
+        address, except Chloé BLANC (none) and Julie ROUX (two in N-1, the year she married:
+        her flat and the couple's house); the GARNIERs also have a secondary residence."""
+        n1 = self.years[0]
+        out: list[dict[str, Any]] = []
+        by_spi = {d.spi: address for d, address in personas.declarants()}
+        garnier = [personas.FULL_1.spi, personas.FULL_2.spi]
+        for rank, (spi, address) in enumerate(sorted(by_spi.items())):
+            if spi == personas.NO_TAX.spi or spi in garnier[1:]:
+                continue
+            cog = address.commune_cog
+            spis = garnier if spi == garnier[0] else [spi]
+            flat = cog.startswith("75") or spi == personas.BRIDE.spi
+            main = [("AP" if flat else "MA", "H", _persona_invariant(cog, rank))]
+            if spi in (personas.DUBOIS.spi, garnier[0]):
+                main.append(("DE", "D", _persona_invariant(cog, 100 + rank)))
+            if spi == personas.BRIDE.spi:
+                # Her flat (N-1 to N-3) and, from N-1, the couple's house: two principal
+                # assessments in N-1.
+                out += self.rows(spis, f"PER{rank:02d}", main, principal=True)
+                house_cog = by_spi[personas.GROOM.spi].commune_cog
+                house = [("MA", "H", _persona_invariant(house_cog, 200))]
+                out += self.rows([spi], "PER-ROUX-GIRARD", house, principal=True, years=[n1])
+                continue
+            out += self.rows(spis, f"PER{rank:02d}", main, principal=True)
+            if spi == garnier[0]:
+                chalet = [("MA", "H", _persona_invariant("74056", 300))]
+                out += self.rows(spis, "PER-GARNIER-S", chalet, principal=False)
+        return out
+
+
+def _persona_invariant(commune_cog: str, number: int) -> str:
+    return _Housing.invariant(commune_cog, 9_000_000 + number)  # above generated ones
 
 
 class _Generator:
@@ -185,25 +296,41 @@ class _Generator:
         )
 
 
-def _table(model: type[Person] | type[IrSituation]) -> Table:
+def _table(model: type[Person] | type[IrSituation] | type[ThLocal]) -> Table:
     return cast(Table, model.__table__)
 
 
-def generate(
+def generate_population(
     *, households: int, seed: int, reference_year: int, store: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(person rows, ir_situation rows): the personas, then ``households`` fictive households."""
+) -> Population:
+    """The personas, then ``households`` fictive households: persons, IR situations and
+    housing-tax premises (for the years N-1 to N-3, like the situations)."""
     gen = _Generator(seed, reference_year)
     persons, situations = personas.rows(store, reference_year)
     spis = gen.spis(2 * households)
     years = [reference_year - k for k in REVENUE_YEAR_OFFSETS]
+    housing = _Housing(seed, years, store)
+    th_locaux = housing.personas()
     for i in range(households):
         latest, earlier = gen.household(i + 1, spis[2 * i : 2 * i + 2])
         for d in latest.declarants:
             persons.append(d.person_row(store, latest.address))
         for annrev, situation in zip(years, (latest, *earlier), strict=True):
             situations.extend(situation.rows(store, annrev))
-    return persons, situations
+        th_locaux.extend(
+            housing.household(i + 1, [d.spi for d in latest.declarants], latest.address.commune_cog)
+        )
+    return Population(persons, situations, th_locaux)
+
+
+def generate(
+    *, households: int, seed: int, reference_year: int, store: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(person rows, ir_situation rows): the personas, then ``households`` fictive households."""
+    population = generate_population(
+        households=households, seed=seed, reference_year=reference_year, store=store
+    )
+    return population.persons, population.situations
 
 
 def seed(
@@ -214,17 +341,25 @@ def seed(
     reference_year: int,
     store: str = "sandbox",
 ) -> SeedReport:
-    """Replace ``store``'s persons and IR situations by the population, in one transaction."""
+    """Replace ``store``'s persons, IR situations and housing-tax premises by the population,
+    in one transaction."""
     if households < 0:
         raise ValueError("households must be ≥ 0")
     started = time.perf_counter()
-    persons, situations = generate(
+    population = generate_population(
         households=households, seed=seed, reference_year=reference_year, store=store
     )
+    persons, situations = population.persons, population.situations
     with session_factory() as session, session.begin():
+        session.execute(delete(ThLocal).where(ThLocal.store == store))
         session.execute(delete(IrSituation).where(IrSituation.store == store))
         session.execute(delete(Person).where(Person.store == store))
-        for table, rows in ((_table(Person), persons), (_table(IrSituation), situations)):
+        tables = (
+            (_table(Person), persons),
+            (_table(IrSituation), situations),
+            (_table(ThLocal), population.th_locaux),
+        )
+        for table, rows in tables:
             for start in range(0, len(rows), _INSERT_CHUNK):
                 session.execute(insert(table), rows[start : start + _INSERT_CHUNK])
     report = SeedReport(

@@ -312,9 +312,11 @@ def test_os1_to_os9_answer_in_the_conventions_shape(os_setup: Setup) -> None:
     assert set(body[9]["rev"]) <= {"div"}
     assert os_setup.last_ctx.subject_spi == personas.FULL_1.spi
     assert os_setup.last_ctx.data_scopes_returned == ["dgfip_rev_monde"]
-    # OS7: the stores hold no housing-tax data: no principal residence → 404.
-    with pytest.raises(NotFound):
-        os_setup.call("os7_locaux_th", token, annee=N - 1)
+    # OS7: the GARNIERs' principal residence, its dwelling premises only (not the
+    # dependency, not the secondary residence).
+    seven = os_setup.call("os7_locaux_th", token, annee=N - 1).body
+    assert seven["regimeTax"] == "P"
+    assert [(lo["natureLocal"], lo["affectation"]) for lo in seven["locaux"]] == [("MA", "H")]
 
 
 _OS = {o.number: o.operation for o in OFFERS_OF_SERVICE}
@@ -383,3 +385,64 @@ def test_os7_needs_exactly_one_principal_residence() -> None:
         os7_body([principal, principal])
     with pytest.raises(NotFound):
         os7_body([{"regimeTax": "S", "locaux": []}])
+
+
+# --- OS7: housing-tax premises, from the sandbox store ---------------------------------
+
+
+@pytest.fixture
+def th_setup(federation: Federation) -> Setup:
+    return Setup(
+        federation,
+        data_scopes=("dgfip_locaux_th",),
+        sp_scopes=f"{IDENTITY} dgfip_locaux_th dgfip_annee_n_moins_1 dgfip_annee_n_moins_2",
+    )
+
+
+TH_SCOPE = f"{IDENTITY} dgfip_locaux_th dgfip_annee_n_moins_1 dgfip_annee_n_moins_2"
+
+
+def test_os7_gives_the_principal_residence_of_the_citizen(th_setup: Setup) -> None:
+    token = th_setup.token(personas.DUBOIS.spi, TH_SCOPE)
+    result = th_setup.call("os7_locaux_th", token, annee=N - 1)
+    assert result.media_type == "application/json"
+    invariant = result.body["locaux"][0]["invariant"]
+    assert result.body == {
+        "regimeTax": "P",
+        "locaux": [{"natureLocal": "AP", "affectation": "H", "invariant": invariant}],
+    }
+    assert len(invariant) == 10
+    assert invariant.startswith("107")  # Paris 7e, her commune
+    # From the store, for that person and year: the same premises, the dependency left out.
+    with th_setup.fed.session_factory() as session:
+        held = service.th_assessments(session, "sandbox", personas.DUBOIS.spi, N - 1)
+    assert next(lo["invariant"] for a in held for lo in a["locaux"]) == invariant
+    assert {lo["affectation"] for a in held for lo in a["locaux"]} == {"H", "D"}
+    # Journaled like the others: whom, and what left.
+    assert th_setup.last_ctx.subject_spi == personas.DUBOIS.spi
+    assert th_setup.last_ctx.data_scopes_returned == ["dgfip_locaux_th"]
+    assert th_setup.call("os7_locaux_th", token, annee=N - 2).body == result.body
+
+
+def test_os7_with_two_principal_residences_or_none_is_a_404(th_setup: Setup) -> None:
+    """SPEC §7.1: "several or no principal residence → 404"."""
+    token = th_setup.token(personas.BRIDE.spi, TH_SCOPE)
+    with pytest.raises(NotFound):  # N-1: her flat and the couple's house
+        th_setup.call("os7_locaux_th", token, annee=N - 1)
+    assert th_setup.last_ctx.subject_spi == personas.BRIDE.spi
+    assert not th_setup.last_ctx.data_scopes_returned
+    before = th_setup.call("os7_locaux_th", token, annee=N - 2).body  # N-2: her flat only
+    assert before["regimeTax"] == "P"
+    assert len(before["locaux"]) == 1
+    # Chloé BLANC has no housing-tax assessment at all.
+    token = th_setup.token(personas.NO_TAX.spi, TH_SCOPE)
+    with pytest.raises(NotFound):
+        th_setup.call("os7_locaux_th", token, annee=N - 1)
+
+
+def test_os7_needs_the_citizens_consent_to_the_premises(th_setup: Setup) -> None:
+    token = th_setup.token(
+        personas.DUBOIS.spi, f"{IDENTITY} dgfip_annee_n_moins_1 dgfip_annee_n_moins_2"
+    )
+    with pytest.raises(FederationScopeNotGranted):
+        th_setup.call("os7_locaux_th", token, annee=N - 1)

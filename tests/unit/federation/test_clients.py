@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
+from joserfc.jwk import ECKey, OctKey, RSAKey
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from guichet.db import make_engine
 from guichet.db.registry import metadata
 from guichet.federation import cli
-from guichet.federation.clients import list_clients, register_client
+from guichet.federation.clients import list_clients, register_client, set_encryption_key
+from guichet.federation.encryption import public_jwk_of
 from guichet.federation.keys import derive_key, pairwise_sub
-from guichet.federation.models import ClientKind
+from guichet.federation.models import ClientKind, FederationClient
 from guichet.runtime import open_runtime
 from guichet.secrets import MasterSecret, check_secret
 from guichet.settings import Settings, use_settings
@@ -71,6 +75,81 @@ def test_register_refusals(
         register_client(s, **args)  # type: ignore[arg-type]
 
 
+def test_a_data_provider_registers_a_public_encryption_key(
+    session_factory: sessionmaker[Session],
+) -> None:
+    ec = ECKey.generate_key("P-256", private=True)
+    rsa = RSAKey.generate_key(2048, private=True)
+    with session_factory() as s, s.begin():
+        dp = register_client(
+            s,
+            kind=ClientKind.DATA_PROVIDER,
+            name="DGFiP",
+            now=NOW,
+            encryption_jwk=ec.as_dict(private=False),
+        )
+        stored = dict(dp.client.encryption_jwk or {})
+        set_encryption_key(s, dp.client_id, rsa.as_dict(private=False))
+        replaced = dict(dp.client.encryption_jwk or {})
+    assert stored["kid"] == ec.thumbprint()
+    assert (stored["use"], stored["alg"], stored["crv"]) == ("enc", "ECDH-ES", "P-256")
+    assert "d" not in stored
+    assert (replaced["alg"], replaced["kid"]) == ("RSA-OAEP-256", rsa.thumbprint())
+    # Given as a PEM public key (the CLI's file): the same JWK.
+    assert public_jwk_of(ec.as_pem(private=False)) == stored
+    with pytest.raises(ValueError, match="public key"):
+        public_jwk_of(ec.as_pem(private=True))
+
+
+@pytest.mark.filterwarnings("ignore::joserfc.errors.SecurityWarning")  # the 1024-bit key
+@pytest.mark.parametrize(
+    ("jwk", "message"),
+    [
+        (lambda: ECKey.generate_key("P-256", private=True).as_dict(private=True), "public key"),
+        (lambda: ECKey.generate_key("P-384", private=True).as_dict(private=False), "P-256"),
+        (
+            lambda: RSAKey.generate_key(1024, private=True, auto_kid=False).as_dict(private=False),
+            "2048",
+        ),
+        (
+            lambda: {
+                **ECKey.generate_key("P-256", private=True).as_dict(private=False),
+                "use": "sig",
+            },
+            "use 'enc'",
+        ),
+        (
+            lambda: {
+                **RSAKey.generate_key(2048, private=True).as_dict(private=False),
+                "alg": "RSA1_5",
+            },
+            "RSA-OAEP-256",
+        ),
+        (lambda: OctKey.generate_key(256).as_dict(private=True), "EC .P-256. or RSA"),
+    ],
+)
+def test_encryption_key_refusals(
+    session_factory: sessionmaker[Session], jwk: Callable[[], dict[str, Any]], message: str
+) -> None:
+    with session_factory() as s, pytest.raises(ValueError, match=message):
+        register_client(
+            s, kind=ClientKind.DATA_PROVIDER, name="DGFiP", now=NOW, encryption_jwk=jwk()
+        )
+
+
+def test_a_service_provider_has_no_encryption_key(session_factory: sessionmaker[Session]) -> None:
+    public = ECKey.generate_key("P-256", private=True).as_dict(private=False)
+    with session_factory() as s, pytest.raises(ValueError, match="only a data provider"):
+        register_client(
+            s,
+            kind=ClientKind.SERVICE_PROVIDER,
+            name="Ville",
+            now=NOW,
+            redirect_uris=["https://qf.quimper.bzh/callback"],
+            encryption_jwk=public,
+        )
+
+
 def test_pairwise_sub_is_keyed_by_the_master_secret() -> None:
     key = derive_key(MasterSecret(b"k" * 48), "pairwise-sub")
     other_key = derive_key(MasterSecret(b"j" * 48), "pairwise-sub")
@@ -120,6 +199,33 @@ def test_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         )
         assert refused.exit_code == 2
         assert "redirect URI" in refused.output
+        key = ECKey.generate_key("P-256", private=True)
+        (tmp_path / "dp.pem").write_bytes(key.as_pem(private=False))
+        dp = runner.invoke(
+            cli.app,
+            [
+                "client",
+                "add",
+                "--kind",
+                "data-provider",
+                "--name",
+                "DGFiP",
+                "--encryption-key",
+                str(tmp_path / "dp.pem"),
+            ],
+        )
+        assert dp.exit_code == 0, dp.output
+        dp_id = re.search(r"client_id\s+(\S+)", dp.output)
+        assert dp_id
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            with sessionmaker(engine)() as s:
+                row = s.get(FederationClient, dp_id.group(1))
+                assert row is not None
+                assert row.encryption_jwk is not None
+                assert row.encryption_jwk["kid"] == key.thumbprint()
+        finally:
+            engine.dispose()
         listed = runner.invoke(cli.app, ["client", "list"])
         assert listed.exit_code == 0, listed.output
         assert client_id.group(1) in listed.output

@@ -9,9 +9,11 @@ import httpx
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc import jwe, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
 
+from guichet.federation.clients import set_encryption_key
 from guichet.federation.scopes import PIVOT_CLAIMS
 from guichet.sandbox import personas
 from tests.unit.federation.support import (
@@ -68,6 +70,10 @@ async def test_discovery(federation: Federation) -> None:
     assert doc["subject_types_supported"] == ["pairwise"]
     assert doc["acr_values_supported"] == ["eidas1"]
     assert doc["id_token_signing_alg_values_supported"] == ["ES256"]
+    # RFC 9701 §7: how /checktoken answers are signed, and encrypted to a data provider's key.
+    assert doc["introspection_signing_alg_values_supported"] == ["ES256"]
+    assert doc["introspection_encryption_alg_values_supported"] == ["ECDH-ES", "RSA-OAEP-256"]
+    assert doc["introspection_encryption_enc_values_supported"] == ["A256GCM"]
     assert "dgfip_rfr" in doc["scopes_supported"]
     assert [k["alg"] for k in jwks["keys"]] == ["ES256"]
 
@@ -189,6 +195,33 @@ async def test_checktoken_active_then_expired(federation: Federation) -> None:
         late = await http.get("/userinfo", headers={"Authorization": f"Bearer {access_token}"})
     assert late.status_code == 401
     assert 'error="invalid_token"' in late.headers["www-authenticate"]
+
+
+async def test_checktoken_encrypted_to_a_registered_key(federation: Federation) -> None:
+    """RFC 9701 §5: with a key registered, the answer is the same signed JWT, encrypted to
+    that key (a Nested JWT): a compact JWE with ``cty: JWT``."""
+    fed = federation
+    key = ECKey.generate_key("P-256", private=True)
+    with fed.deps.session_factory() as s, s.begin():
+        set_encryption_key(s, fed.dp.client_id, key.as_dict(private=False))
+    access_token = (await full_flow(fed, "openid given_name family_name birthdate"))["token"][
+        "access_token"
+    ]
+    answer = await checktoken(fed, access_token)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/token-introspection+jwt"
+    assert answer.text.count(".") == 4
+    decrypted = jwe.decrypt_compact(answer.text, key, algorithms=["ECDH-ES", "A256GCM"])
+    assert decrypted.protected["cty"] == "JWT"
+    assert decrypted.protected["typ"] == "token-introspection+jwt"
+    assert decrypted.plaintext is not None
+    claims = await verify(fed, decrypted.plaintext.decode(), typ="token-introspection+jwt")
+    assert claims["aud"] == fed.dp.client_id
+    assert claims["token_introspection"]["family_name"] == "DUBOIS"
+    # Another key cannot open it.
+    other = ECKey.generate_key("P-256", private=True)
+    with pytest.raises(JoseError):
+        jwe.decrypt_compact(answer.text, other, algorithms=["ECDH-ES", "A256GCM"])
 
 
 async def test_checktoken_errors(federation: Federation) -> None:

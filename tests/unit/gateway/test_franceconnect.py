@@ -10,24 +10,29 @@ import json
 import re
 import secrets
 import socket
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from joserfc import jwt
+from joserfc import jwe, jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.clock import FrozenClock
 from guichet.db import transaction
+from guichet.demo import ensure_federation_data_provider
 from guichet.errors import UpstreamUnavailable
 from guichet.federation.app import build_federation_app
-from guichet.federation.clients import RegisteredClient, register_client
-from guichet.federation.models import ClientKind
+from guichet.federation.clients import RegisteredClient, register_client, set_encryption_key
+from guichet.federation.encryption import encrypt_answer
+from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.server import FederationDeps
 from guichet.gateway.franceconnect import (
     FederationAnswerInvalid,
@@ -35,6 +40,8 @@ from guichet.gateway.franceconnect import (
     FederationTokenInvalid,
     FederationTokenMissing,
     HttpFederationCheck,
+    from_settings,
+    load_decryption_key,
     token_key,
 )
 from guichet.habilitation.models import Environment
@@ -43,9 +50,11 @@ from guichet.habilitation.service import (
     create_habilitation,
     get_or_create_organisation,
 )
+from guichet.runtime import Runtime
 from guichet.sandbox import personas
 from guichet.sandbox.population import seed
 from guichet.secrets import MasterSecret
+from guichet.settings import Settings
 from tests.support.certs import self_signed
 
 ISSUER = "http://127.0.0.1:8600"
@@ -98,6 +107,9 @@ class Federation:
     master: MasterSecret
     app: Any
     data_provider: RegisteredClient
+    # The provider's decryption key, its public part registered on ``data_provider``; None
+    # for a data provider registered without one (plain signed answers).
+    decryption_key: ECKey | None = None
     checks: list[HttpFederationCheck] = field(default_factory=list)
 
     def http(self) -> httpx.AsyncClient:
@@ -110,9 +122,19 @@ class Federation:
             "issuer": ISSUER,
             "client_id": self.data_provider.client_id,
             "client_secret": self.data_provider.client_secret,
+            "decryption_key": self.decryption_key,
         }
         base.update(values)
         return FederationConfig(**base)
+
+    @property
+    def key(self) -> ECKey:
+        assert self.decryption_key is not None
+        return self.decryption_key
+
+    def seal(self, signed: str) -> str:
+        """What anyone can do with the provider's public key: encrypt a JWS to it."""
+        return encrypt_answer(signed, self.key.as_dict(private=False))
 
     def check(self, client: httpx.AsyncClient | None = None, **values: Any) -> HttpFederationCheck:
         made = HttpFederationCheck(self.config(**values), self.clock, client=client or self.http())
@@ -199,11 +221,23 @@ def federation(
     deps = FederationDeps(
         issuer=ISSUER, session_factory=session_factory, master=master_secret, clock=clock
     )
+    decryption_key = ECKey.generate_key("P-256", private=True)
     with transaction(session_factory) as session:
         provider = register_client(
-            session, kind=ClientKind.DATA_PROVIDER, name="DGFiP (guichet)", now=clock.now()
+            session,
+            kind=ClientKind.DATA_PROVIDER,
+            name="DGFiP (guichet)",
+            now=clock.now(),
+            encryption_jwk=decryption_key.as_dict(private=False),
         )
-    fed = Federation(session_factory, clock, master_secret, build_federation_app(deps), provider)
+    fed = Federation(
+        session_factory,
+        clock,
+        master_secret,
+        build_federation_app(deps),
+        provider,
+        decryption_key,
+    )
     yield fed
     for check in fed.checks:
         asyncio.run(check.client.aclose())
@@ -367,7 +401,7 @@ def test_wrong_issuer_or_audience_is_refused(federation: Federation) -> None:
         ).text
         mine = federation.check()
         with pytest.raises(FederationAnswerInvalid, match="destinataire"):
-            await mine.verify(answer)
+            await mine.verify(federation.seal(answer))
 
     asyncio.run(run())
 
@@ -420,7 +454,7 @@ def test_alg_none_is_refused(federation: Federation) -> None:
             + "."
         )
         with pytest.raises(FederationAnswerInvalid, match="algorithme"):
-            await federation.check().verify(forged)
+            await federation.check().verify(federation.seal(forged))
 
     asyncio.run(run())
 
@@ -438,7 +472,7 @@ def test_hs256_keyed_with_the_public_key_is_refused(federation: Federation) -> N
             algorithms=["HS256"],
         )
         with pytest.raises(FederationAnswerInvalid, match="algorithme"):
-            await federation.check().verify(forged)
+            await federation.check().verify(federation.seal(forged))
 
     asyncio.run(run())
 
@@ -456,7 +490,7 @@ def test_a_signature_by_another_key_under_the_federation_kid_is_refused(
             algorithms=["ES256"],
         )
         with pytest.raises(FederationAnswerInvalid, match="signature"):
-            await federation.check().verify(forged)
+            await federation.check().verify(federation.seal(forged))
         # RS256 claimed for the federation's EC key: the family must match the key.
         rsa = RSAKey.generate_key(2048, private=True)
         forged = jwt.encode(
@@ -466,7 +500,7 @@ def test_a_signature_by_another_key_under_the_federation_kid_is_refused(
             algorithms=["RS256"],
         )
         with pytest.raises(FederationAnswerInvalid, match="famille"):
-            await federation.check().verify(forged)
+            await federation.check().verify(federation.seal(forged))
         # An unknown kid, even after refreshing the JWKS, is refused.
         forged = jwt.encode(
             {"alg": "ES256", "typ": "token-introspection+jwt", "kid": "elsewhere"},
@@ -475,7 +509,7 @@ def test_a_signature_by_another_key_under_the_federation_kid_is_refused(
             algorithms=["ES256"],
         )
         with pytest.raises(FederationAnswerInvalid, match="inconnue"):
-            await federation.check().verify(forged)
+            await federation.check().verify(federation.seal(forged))
 
     asyncio.run(run())
 
@@ -491,7 +525,7 @@ def test_an_answer_without_the_introspection_typ_is_refused(federation: Federati
                 await client.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
             ).text
         with pytest.raises(FederationAnswerInvalid, match="typ"):
-            await federation.check().verify(userinfo)
+            await federation.check().verify(federation.seal(userinfo))
 
     asyncio.run(run())
 
@@ -502,11 +536,13 @@ def test_an_rs256_federation_key_is_accepted(federation: Federation) -> None:
     async def run() -> None:
         rsa = RSAKey.generate_key(2048, private=True, parameters={"kid": "rsa-1"})
         jwks = {"keys": [{**rsa.as_dict(private=False), "kid": "rsa-1", "use": "sig"}]}
-        answer = jwt.encode(
-            {"alg": "RS256", "typ": "token-introspection+jwt", "kid": "rsa-1"},
-            _claims(federation, "client-x"),
-            rsa,
-            algorithms=["RS256"],
+        answer = federation.seal(
+            jwt.encode(
+                {"alg": "RS256", "typ": "token-introspection+jwt", "kid": "rsa-1"},
+                _claims(federation, "client-x"),
+                rsa,
+                algorithms=["RS256"],
+            )
         )
 
         def serve(request: httpx.Request) -> httpx.Response:
@@ -531,3 +567,278 @@ def test_an_rs256_federation_key_is_accepted(federation: Federation) -> None:
             await plain.check("opaque")
 
     asyncio.run(run())
+
+
+# --- encrypted answers (RFC 9701 §5 nested JWT, as FranceConnect answers) ----------------
+
+
+async def _raw_answer(federation: Federation, token: str) -> str:
+    async with federation.http() as client:
+        response = await client.post(
+            "/checktoken",
+            data={
+                "token": token,
+                "client_id": federation.data_provider.client_id,
+                "client_secret": federation.data_provider.client_secret,
+            },
+            headers={"Accept": "application/token-introspection+jwt"},
+        )
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _header(compact: str) -> dict[str, Any]:
+    segment = compact.split(".")[0]
+    return dict(json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))))
+
+
+def test_the_answer_is_a_jws_encrypted_to_the_provider_key(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        answer = await _raw_answer(federation, token)
+        assert answer.count(".") == 4  # a compact JWE, not a JWS
+        header = _header(answer)
+        assert (header["alg"], header["enc"], header["cty"]) == ("ECDH-ES", "A256GCM", "JWT")
+        assert header["typ"] == "token-introspection+jwt"
+        assert "DUBOIS" not in answer
+        inner = jwe.decrypt_compact(
+            answer, federation.key, algorithms=["ECDH-ES", "A256GCM"]
+        ).plaintext
+        assert inner is not None
+        assert inner.count(b".") == 2
+        assert _header(inner.decode())["alg"] == "ES256"
+        # The whole check, through the real federation: decrypted, then verified as before.
+        counting = CountingTransport(federation.app)
+        check = federation.check(httpx.AsyncClient(transport=counting, base_url=ISSUER))
+        identity = await check.check(token)
+        assert identity.pivot.family_name == "DUBOIS"
+        assert identity.client_id == sp.client_id
+        await check.check(token)
+        assert counting.paths.count("/checktoken") == 1
+        assert list(check._answers) == [token_key(token)]
+
+    asyncio.run(run())
+
+
+def test_an_rsa_encryption_key_gets_rsa_oaep_256(federation: Federation) -> None:
+    async def run() -> None:
+        rsa = RSAKey.generate_key(2048, private=True)
+        with transaction(federation.session_factory) as session:
+            set_encryption_key(
+                session, federation.data_provider.client_id, rsa.as_dict(private=False)
+            )
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        answer = await _raw_answer(federation, token)
+        assert (_header(answer)["alg"], _header(answer)["enc"]) == ("RSA-OAEP-256", "A256GCM")
+        identity = await federation.check(decryption_key=rsa).check(token)
+        assert identity.pivot.family_name == "DUBOIS"
+        # The EC key no longer opens it: its algorithm is not the answer's.
+        with pytest.raises(FederationAnswerInvalid, match="algorithme de chiffrement"):
+            await federation.check().verify(answer)
+
+    asyncio.run(run())
+
+
+def test_a_tampered_ciphertext_tag_or_header_is_refused(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        answer = await _raw_answer(federation, token)
+        parts = answer.split(".")
+
+        def flip(segment: str) -> str:
+            raw = bytearray(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+            raw[len(raw) // 2] ^= 0x01
+            return _b64(bytes(raw))
+
+        check = federation.check()
+        for index in (2, 3, 4):  # IV, ciphertext, authentication tag
+            tampered = ".".join(flip(p) if i == index else p for i, p in enumerate(parts))
+            with pytest.raises(FederationAnswerInvalid, match="déchiffrement"):
+                await check.verify(tampered)
+        # The protected header is the AAD: an added member breaks the tag.
+        header = {**_header(answer), "kid": "autre"}
+        tampered = ".".join([_b64(json.dumps(header).encode()), *parts[1:]])
+        with pytest.raises(FederationAnswerInvalid, match="déchiffrement"):
+            await check.verify(tampered)
+        assert not check._answers
+
+    asyncio.run(run())
+
+
+def test_an_answer_for_another_key_is_refused(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        other = ECKey.generate_key("P-256", private=True)
+        with pytest.raises(FederationAnswerInvalid, match="déchiffrement") as caught:
+            await federation.check(decryption_key=other).check(token)
+        assert caught.value.status == 503  # no data without a verified check
+
+    asyncio.run(run())
+
+
+def test_only_ecdh_es_or_rsa_oaep_256_with_a256gcm_are_accepted(federation: Federation) -> None:
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        signed = jwe.decrypt_compact(
+            await _raw_answer(federation, token),
+            federation.key,
+            algorithms=["ECDH-ES", "A256GCM"],
+        ).plaintext
+        assert signed is not None
+        public = ECKey.import_key(federation.key.as_dict(private=False))
+        check = federation.check()
+
+        def sealed(header: dict[str, Any], key: Any) -> str:
+            algorithms = [header["alg"], header["enc"], *(["DEF"] if "zip" in header else [])]
+            return jwe.encrypt_compact(header, signed, key, algorithms=algorithms)
+
+        # alg "dir": a symmetric key is no key of ours (and anyone can claim one).
+        direct = sealed({"alg": "dir", "enc": "A256GCM", "cty": "JWT"}, OctKey.generate_key(256))
+        with pytest.raises(FederationAnswerInvalid, match="algorithme de chiffrement 'dir'"):
+            await check.verify(direct)
+        # Another content encryption than A256GCM.
+        cbc = sealed({"alg": "ECDH-ES", "enc": "A128CBC-HS256", "cty": "JWT"}, public)
+        with pytest.raises(FederationAnswerInvalid, match="chiffrement de contenu"):
+            await check.verify(cbc)
+        # ECDH-ES with key wrapping is not the registered algorithm either.
+        wrapped = sealed({"alg": "ECDH-ES+A256KW", "enc": "A256GCM", "cty": "JWT"}, public)
+        with pytest.raises(FederationAnswerInvalid, match="algorithme de chiffrement"):
+            await check.verify(wrapped)
+        # Compression (a decompression bomb's vehicle) is refused.
+        zipped = sealed({"alg": "ECDH-ES", "enc": "A256GCM", "zip": "DEF"}, public)
+        with pytest.raises(FederationAnswerInvalid, match="compression"):
+            await check.verify(zipped)
+        # A nested payload that says it is something else.
+        other_cty = sealed({"alg": "ECDH-ES", "enc": "A256GCM", "cty": "json"}, public)
+        with pytest.raises(FederationAnswerInvalid, match="cty"):
+            await check.verify(other_cty)
+        # The allowed pair, sealed by anyone with the public key, still needs the signature.
+        fine = sealed({"alg": "ECDH-ES", "enc": "A256GCM", "cty": "JWT"}, public)
+        assert (await check.verify(fine))["token_introspection"]["active"] is True
+
+    asyncio.run(run())
+
+
+def test_a_plain_answer_is_refused_when_a_decryption_key_is_configured(
+    federation: Federation,
+) -> None:
+    """Downgrade: a signed but unencrypted answer — a federation told to stop encrypting,
+    or an attacker replaying a plain answer — never passes when we expect encryption."""
+
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        with transaction(federation.session_factory) as session:
+            set_encryption_key(session, federation.data_provider.client_id, None)
+        plain = await _raw_answer(federation, token)
+        assert plain.count(".") == 2
+        check = federation.check()
+        with pytest.raises(FederationAnswerInvalid, match="non chiffrée") as caught:
+            await check.check(token)
+        assert caught.value.status == 503
+        assert not check._answers
+        with pytest.raises(FederationAnswerInvalid, match="non chiffrée"):
+            await check.verify(plain)
+        # Without a decryption key configured, the same plain answer is accepted…
+        assert (await federation.check(decryption_key=None).check(token)).active
+        # …and an encrypted one is refused: it cannot be read, so it cannot be trusted.
+        with transaction(federation.session_factory) as session:
+            set_encryption_key(
+                session,
+                federation.data_provider.client_id,
+                federation.key.as_dict(private=False),
+            )
+        with pytest.raises(FederationAnswerInvalid, match="aucune clé"):
+            await federation.check(decryption_key=None).check(token)
+
+    asyncio.run(run())
+
+
+# --- the decryption key: settings, `guichet init` ------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::joserfc.errors.SecurityWarning")  # the 1024-bit key
+def test_the_decryption_key_file_is_a_private_p256_or_rsa_2048_pem(tmp_path: Path) -> None:
+    ec = ECKey.generate_key("P-256", private=True)
+    (tmp_path / "ec.pem").write_bytes(ec.as_pem(private=True))
+    assert load_decryption_key(tmp_path / "ec.pem").thumbprint() == ec.thumbprint()
+    rsa = RSAKey.generate_key(2048, private=True)
+    (tmp_path / "rsa.pem").write_bytes(rsa.as_pem(private=True))
+    assert isinstance(load_decryption_key(tmp_path / "rsa.pem"), RSAKey)
+    refused = {
+        "public.pem": ec.as_pem(private=False),
+        "p384.pem": ECKey.generate_key("P-384", private=True).as_pem(private=True),
+        "rsa1024.pem": RSAKey.generate_key(1024, private=True, auto_kid=False).as_pem(private=True),
+        "junk.pem": b"not a key",
+    }
+    for name, data in refused.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=r"private|P-256|2048|not a PEM"):
+            load_decryption_key(tmp_path / name)
+
+
+def test_init_makes_the_key_registers_it_and_the_gateway_uses_it(
+    federation: Federation, engine: Engine, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, federation_port=8600, host="127.0.0.1")
+    runtime = Runtime(
+        settings, engine, federation.session_factory, federation.master, federation.clock
+    )
+    # A data provider registered before keys existed (an older `guichet init`)…
+    with transaction(federation.session_factory) as session:
+        old = register_client(
+            session, kind=ClientKind.DATA_PROVIDER, name="DGFiP", now=federation.clock.now()
+        )
+    (tmp_path / "federation").mkdir()
+    (tmp_path / "federation" / "data-provider.json").write_text(
+        json.dumps({"client_id": old.client_id, "client_secret": old.client_secret})
+    )
+    # …gets its key on the next start: 0600, its public part registered on the client.
+    ensure_federation_data_provider(runtime)
+    key_path = tmp_path / "federation" / "data-provider-key.pem"
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    key = load_decryption_key(key_path)
+    with federation.session_factory() as session:
+        row = session.get(FederationClient, old.client_id)
+        assert row is not None
+        assert row.encryption_jwk is not None
+        assert row.encryption_jwk["kid"] == key.thumbprint()
+        assert "d" not in row.encryption_jwk
+        registered = dict(row.encryption_jwk)
+    # Idempotent: the same key, the same registration.
+    ensure_federation_data_provider(runtime)
+    assert load_decryption_key(key_path).thumbprint() == key.thumbprint()
+    with federation.session_factory() as session:
+        row = session.get(FederationClient, old.client_id)
+        assert row is not None
+        assert row.encryption_jwk == registered
+    # The gateway's default configuration picks the key and the credentials up, and the
+    # real federation's encrypted answer passes.
+    check = from_settings(settings, federation.clock)
+    assert check.config.decryption_key is not None
+    assert check.config.decryption_key.thumbprint() == key.thumbprint()
+    check._client = federation.http()
+    federation.checks.append(check)
+
+    async def run() -> None:
+        sp = federation.service_provider()
+        token = await federation.citizen_token(sp)
+        assert (await check.check(token)).pivot.family_name == "DUBOIS"
+
+    asyncio.run(run())
+    # A real federation (explicit credentials) does not inherit the embedded key…
+    explicit = Settings(data_dir=tmp_path, federation_client_id="x", federation_client_secret="y")
+    assert from_settings(explicit, federation.clock).config.decryption_key is None
+    # …unless configured.
+    configured = Settings(
+        data_dir=tmp_path,
+        federation_client_id="x",
+        federation_client_secret="y",
+        federation_decryption_key_file=key_path,
+    )
+    assert from_settings(configured, federation.clock).config.decryption_key is not None

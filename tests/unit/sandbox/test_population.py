@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from stdnum.fr import nif
 
+from guichet.records import service
 from guichet.records.ir_record import IrRecord
-from guichet.records.models import IrSituation, Person
+from guichet.records.models import IrSituation, Person, ThLocal
 from guichet.sandbox import personas
 from guichet.sandbox.fiscal import Pac, parts
-from guichet.sandbox.population import generate, seed
+from guichet.sandbox.population import generate, generate_population, seed
 
 YEAR = 2026
 
@@ -188,3 +189,80 @@ def test_ten_thousand_households_seed_on_sqlite(
     # The figure is printed, not asserted: `guichet sandbox seed` reports it to its user.
     assert report.households == 10_000
     assert report.persons >= 10_000
+
+
+# --- housing tax (OS7) ------------------------------------------------------------------
+
+
+def _principal_count(rows: list[dict[str, Any]]) -> dict[tuple[str, int], int]:
+    """Principal-residence assessments per (SPI, year)."""
+    avis: dict[tuple[str, int], set[str]] = {}
+    for r in rows:
+        if r["principal"]:
+            avis.setdefault((r["spi"], r["annee"]), set()).add(r["avis"])
+    return {k: len(v) for k, v in avis.items()}
+
+
+def test_housing_tax_premises_are_deterministic_and_leave_the_rest_unchanged() -> None:
+    a = generate_population(households=300, seed=7, reference_year=YEAR, store="sandbox")
+    b = generate_population(households=300, seed=7, reference_year=YEAR, store="sandbox")
+    c = generate_population(households=300, seed=8, reference_year=YEAR, store="sandbox")
+    assert a.th_locaux
+    assert _digest(a.th_locaux) == _digest(b.th_locaux)
+    assert _digest(a.th_locaux) != _digest(c.th_locaux)
+    # Drawn apart: the persons and situations are those ``generate`` always gave.
+    persons, situations = generate(households=300, seed=7, reference_year=YEAR, store="sandbox")
+    assert _digest(a.persons) == _digest(persons)
+    assert _digest(a.situations) == _digest(situations)
+
+
+def test_most_households_have_one_principal_residence_some_none() -> None:
+    population = generate_population(households=2_000, seed=11, reference_year=YEAR, store="s")
+    rows = population.th_locaux
+    keys = [(r["spi"], r["annee"], r["invariant"]) for r in rows]
+    assert len(keys) == len(set(keys))  # the primary key holds
+    assert {r["spi"] for r in rows} <= {p["spi"] for p in population.persons}
+    assert {r["annee"] for r in rows} == {YEAR - 1, YEAR - 2, YEAR - 3}
+    assert all(len(r["invariant"]) == 10 and r["invariant"].isdigit() for r in rows)
+    assert {r["affectation"] for r in rows} <= {"H", "D", "P"}
+    counts = _principal_count(rows)
+    generated = {p["spi"] for p in population.persons} - personas.PERSONA_SPIS
+    with_one = sum(1 for spi in generated if counts.get((spi, YEAR - 1)) == 1)
+    assert 0.8 < with_one / len(generated) < 0.95
+    assert not any(counts.get((spi, YEAR - 1), 0) > 1 for spi in generated)
+    # Every principal assessment has a dwelling (affectation H).
+    dwellings = {r["avis"] for r in rows if r["affectation"] == "H"}
+    assert {r["avis"] for r in rows if r["principal"]} <= dwellings
+    assert any(not r["principal"] for r in rows)  # some secondary residences
+
+
+def test_housing_tax_personas(session_factory: sessionmaker[Session]) -> None:
+    seed(session_factory, households=0, reference_year=YEAR)
+    with session_factory() as s:
+
+        def assessments(spi: str, annee: int = YEAR - 1) -> list[dict[str, Any]]:
+            return service.th_assessments(s, "sandbox", spi, annee)
+
+        dubois = assessments(personas.DUBOIS.spi)
+        assert [a["regimeTax"] for a in dubois] == ["P"]
+        assert [lo["affectation"] for lo in dubois[0]["locaux"]] == ["H", "D"]
+        # Two principal residences in N-1 (OS7 answers 404), one before.
+        assert [a["regimeTax"] for a in assessments(personas.BRIDE.spi)] == ["P", "P"]
+        assert [a["regimeTax"] for a in assessments(personas.BRIDE.spi, YEAR - 2)] == ["P"]
+        assert assessments(personas.NO_TAX.spi) == []
+        # Both GARNIERs find the same principal and secondary residences.
+        garnier = assessments(personas.FULL_1.spi)
+        assert sorted(a["regimeTax"] for a in garnier) == ["P", "S"]
+        assert assessments(personas.FULL_2.spi) == garnier
+        held = s.scalar(select(func.count()).select_from(ThLocal).where(ThLocal.store == "sandbox"))
+    # Re-seeding replaces them (no duplicate key), and another store stays apart.
+    seed(session_factory, households=0, reference_year=YEAR)
+    with session_factory() as s:
+        again = s.scalar(
+            select(func.count()).select_from(ThLocal).where(ThLocal.store == "sandbox")
+        )
+        elsewhere = s.scalar(
+            select(func.count()).select_from(ThLocal).where(ThLocal.store == "production")
+        )
+    assert again == held
+    assert elsewhere == 0

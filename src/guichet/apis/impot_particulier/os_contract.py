@@ -12,10 +12,12 @@ Each OS reads the year's primary situation (rang 1) of the designated person, li
 the habilitation's data scopes of that OS (and to what the citizen consented), and answers
 in the convention's shape: field names as its JSON examples (``nmNaiDecl``…), ``null``
 where the convention says "ou null", empty OS3/OS9 categories omitted (``{"rev": {}}``).
+OS7 reads the person's housing-tax premises of ``{ANNEE}`` instead (``th_local``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -34,6 +36,7 @@ from guichet.apis.impot_particulier.operations import IrOperation, IrParams, Res
 from guichet.catalog.products import OFFERS_OF_SERVICE, OfferOfService
 from guichet.errors import DataScopeNotGranted, NotFound, ParameterInvalid
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext
+from guichet.records.service import th_assessments
 
 MEDIA_TYPE: Final = "application/json"
 _ANNEE: Final = re.compile(r"^\d{4}$")
@@ -132,6 +135,7 @@ class OsOperation:
 
     def __init__(self, deps: ApiDeps, offer: OfferOfService, gate: FranceConnectGate) -> None:
         self.offer = offer
+        self._deps = deps
         self._gate = gate
         self._spi_mode = IrOperation(deps, Resource.ASSIETTES)
 
@@ -151,16 +155,21 @@ class OsOperation:
         hab = franceconnect_habilitation(ctx)
         wanted = hab.data_scopes & frozenset(self.offer.data_scopes)
         who = await self._gate.identify(ctx, params.token, wanted, params.annrev)
+        assert params.annrev is not None
         if self.offer.number == 7:
             ctx.subject_spi = who.spi
-            # The stores hold no housing-tax (TH) data yet: no principal residence → 404.
-            return ApiResponse(body=os7_body(()), media_type=MEDIA_TYPE)
-        assert params.annrev is not None
+            body = os7_body(await asyncio.to_thread(self._th, ctx, who.spi, params.annrev))
+            ctx.data_scopes_returned = sorted(wanted & who.habilitation.data_scopes)
+            return ApiResponse(body=body, media_type=MEDIA_TYPE)
         found = await fetch_as(ctx, who, self._spi_mode, IrParams(who.spi, params.annrev))
         granted = who.habilitation.data_scopes & wanted
         body = os_body(self.offer.number, found.body, granted)
         ctx.data_scopes_returned = sorted(granted)
         return ApiResponse(body=body, media_type=MEDIA_TYPE)
+
+    def _th(self, ctx: CallContext, spi: str, annee: int) -> list[dict[str, Any]]:
+        with self._deps.engine.connect() as conn:
+            return th_assessments(conn, ctx.environment.value, spi, annee)
 
 
 def build_os_operations(deps: ApiDeps, gate: FranceConnectGate) -> dict[str, OsOperation]:
