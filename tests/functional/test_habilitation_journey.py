@@ -1,89 +1,90 @@
-"""Issue 4 §5 in a real browser (Debian's Chromium through Playwright): a partner signs up,
-verifies the email from the outbox, files a sandbox request for Impôt Particulier block by
-block; an instructor requests changes; the partner fixes and resubmits; the instructor
-validates; the technical contact collects the credentials, once. Every page passes axe-core
-and is screenshotted."""
+"""Issue 4 §5 in a real browser (Debian's Chromium through Playwright), against the running
+product (``guichet run``: the portal and both gateways on one database).
+
+A partner signs up, verifies the email from the outbox, files a sandbox request for Impôt
+Particulier block by block; an instructor requests changes; the partner fixes and resubmits;
+the instructor validates; the technical contact collects the credentials, once, and calls the
+sandbox gateway with them (real HTTP over mutual TLS, with the certificate declared in the
+request). The partner then files the production step: its submission is refused without the
+homologation attestation, accepted with it, and the instructor validates. Last, the
+instructor suspends the sandbox habilitation and the very next call with the same token is
+refused. Every page passes axe-core and is screenshotted."""
 
 from __future__ import annotations
 
-import threading
+import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import uvicorn
 
-from guichet.accounts.passwords import Passwords
-from guichet.accounts.seed import ensure_instructor
-from guichet.clock import SystemClock
-from guichet.db import make_engine, make_sessionmaker
-from guichet.db.registry import metadata
-from guichet.gateway.quota import QuotaService
+from guichet.catalog.products import IR_FIELD_SCOPES
 from guichet.pki import ensure_local_pki, issue_client_certificate
-from guichet.portal.app import build_portal_app
-from guichet.runtime import Runtime
-from guichet.secrets import MasterSecret
-from guichet.settings import Settings
+from tests.functional.conftest import Product, api_headers
 from tests.functional.test_portal_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     check_accessibility,
     pytestmark,  # noqa: F401 - the same skip conditions
 )
-from tests.support.postgres import free_port
-from tests.unit.accounts.conftest import FAST_HASHER
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 EMAIL = "camille.martin@mairie-exemple.fr"
 PASSWORD = "un mot de passe solide"
+PERSONA = "3999999930262"
+IR_MEDIA = "application/prs.dgfip.part.situations.ir.assiettes.v1+json"
+# A policy change reaches the gateway within ``cache_poll_interval`` (0.1 s by default):
+# the suspension is checked after ten times that.
+POLICY_PROPAGATION = 1.0
+# The smallest PDF the upload accepts: the header, one object, the end-of-file marker.
+ATTESTATION_PDF = (
+    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+    b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+    b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+)
 
 
-@pytest.fixture
-def portal(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
-    port = free_port()
-    settings = Settings(
-        data_dir=tmp_path,
-        smtp_url=None,
-        portal_port=port,
-        portal_public_url=f"http://127.0.0.1:{port}",
-    )
-    engine = make_engine(f"sqlite:///{tmp_path / 'guichet.db'}")
-    metadata.create_all(engine)
-    runtime = Runtime(
-        settings, engine, make_sessionmaker(engine), MasterSecret(b"k" * 48), SystemClock()
-    )
-    app = build_portal_app(runtime, QuotaService(None), password_hasher=FAST_HASHER)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the portal did not start"
-        time.sleep(0.02)
-    yield settings.resolved_portal_url, runtime
-    server.should_exit = True
-    thread.join(10)
-    engine.dispose()
+def sign_in(page: Any, url: str, email: str, password: str) -> None:
+    page.goto(url + "/connexion")
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(password)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url("**/mon-compte")
 
 
-def sign_in(page: object, url: str, email: str, password: str) -> None:
-    page.goto(url + "/connexion")  # type: ignore[attr-defined]
-    page.locator("#email").fill(email)  # type: ignore[attr-defined]
-    page.locator("#password").fill(password)  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Se connecter").click()  # type: ignore[attr-defined]
-    page.wait_for_url("**/mon-compte")  # type: ignore[attr-defined]
+def instructor_credentials(product: Product) -> tuple[str, str]:
+    """The demo instructor that ``guichet run`` seeded, from ``DATA_DIR/demo/instructor.txt``."""
+    text = (product.data_dir / "demo" / "instructor.txt").read_text(encoding="utf-8")
+    lines = dict(line.split(" : ", 1) for line in text.splitlines() if " : " in line)
+    return lines["adresse"].strip(), lines["mot de passe"].strip()
 
 
-def test_request_to_credentials_in_the_browser(portal: tuple[str, Runtime], tmp_path: Path) -> None:
-    url, runtime = portal
-    instructor_email, instructor_password = ensure_instructor(runtime, Passwords(FAST_HASHER))
-    assert instructor_password
-    pki = ensure_local_pki(tmp_path / "pki", runtime.clock.now(), ["127.0.0.1"])
-    cert, _key = issue_client_certificate(pki, "qf client", "Commune", 365, runtime.clock.now())
+def last_year_path() -> str:
+    year = dt.datetime.now(dt.UTC).year - 1
+    return f"/impotparticulier/1.0/spi/{PERSONA}/situations/ir/assiettes/annrev/{year}"
+
+
+def request_id_of(page_url: str) -> str:
+    return page_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def test_request_to_credentials_to_production_to_suspension(
+    product: Product, tmp_path: Path
+) -> None:
+    url = product.portal_url
+    instructor_email, instructor_password = instructor_credentials(product)
+    # The partner's client certificate, from the running product's local CA (its gateways'
+    # TLS trusts it); the partner declares it in the request.
+    now = dt.datetime.now(dt.UTC)
+    pki = ensure_local_pki(product.data_dir / "pki", now, ["127.0.0.1"])
+    cert, key = issue_client_certificate(pki, "qf client", "Commune d'Exemple", 365, now)
+    cert_file, key_file = tmp_path / "client.crt", tmp_path / "client.key"
+    cert_file.write_bytes(cert)
+    key_file.write_bytes(key)
+    mtls = (str(cert_file), str(key_file))
+
     csp: list[str] = []
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -116,6 +117,7 @@ def test_request_to_credentials_in_the_browser(portal: tuple[str, Runtime], tmp_
             page.get_by_role("button", name="Nouvelle demande").click()
             page.wait_for_url("**/demandes/*")
             request_url = page.url
+            sandbox_id = request_id_of(request_url)
             page.locator("#f-basics-demarche").fill("Quotient familial")
             page.get_by_role("button", name="Enregistrer « Informations générales »").click()
             page.wait_for_url("**/demandes/*")
@@ -225,15 +227,147 @@ def test_request_to_credentials_in_the_browser(portal: tuple[str, Runtime], tmp_
             page.goto(url + "/identifiants")
             check_accessibility(page, "identifiants")
             page.get_by_role("button", name="Afficher le secret une seule fois").click()
-            secret = page.locator("#client-secret").inner_text()
+            client_id = page.locator("#client-id").inner_text().strip()
+            secret = page.locator("#client-secret").inner_text().strip()
+            assert client_id
             assert len(secret) >= 20
             check_accessibility(page, "identifiants-affiches")
             page.goto(url + "/identifiants")
             assert "Aucun identifiant en attente" in page.content()
             assert secret not in page.content()
+
+            # The credentials call the sandbox gateway: mutual TLS with the declared
+            # certificate, a token from /token, the persona's last revenue year.
+            with product.http(cert=mtls) as gateway:
+                token = product.token(gateway, client_id, secret)
+                answer = gateway.get(last_year_path(), headers=api_headers(token))
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"].startswith(IR_MEDIA)
+            returned = {k for k in answer.json() if k in IR_FIELD_SCOPES or k == "rev"}
+            # Only the data scope the request asked for (dgfip_rfr).
+            assert returned == {"rfr"}, returned
+
             page.goto(url + "/habilitations")
             assert "Quotient familial" in page.content()
             check_accessibility(page, "habilitations")
+
+            # The production step, from the validated sandbox request.
+            page.goto(request_url)
+            page.get_by_role("button", name="Passer en production").click()
+            page.wait_for_url("**/demandes/*")
+            production_url = page.url.split("?")[0]
+            production_id = request_id_of(production_url)
+            assert production_id != sandbox_id
+            assert "Production" in page.locator("h1 + p").inner_text()
+            assert page.locator("#prerequis").is_visible()
+            # The sandbox request's data came along.
+            assert page.locator("#f-basics-demarche").input_value() == "Quotient familial"
+            check_accessibility(page, "production-prerequis")
+            page.locator("#f-legal-secrecy_derogation").fill("L. 114-8 et R. 114-9-4 du CRPA")
+            page.get_by_role("button", name="Enregistrer « Cadre juridique »").click()
+            page.wait_for_url("**/demandes/*")
+            page.locator("#f-contacts-dpo-name").fill("Dominique Petit")
+            page.locator("#f-contacts-dpo-email").fill("dpo@mairie-exemple.fr")
+            page.get_by_role("button", name="Enregistrer « Contacts »").click()
+            page.wait_for_url("**/demandes/*")
+            # Every prerequisite but the homologation attestation.
+            page.locator("#f-production-recette_confirmed").check(force=True)
+            page.locator("#f-production-recette_results").fill(
+                "Recette réalisée au bac à sable sur les 12 personas : résultats conformes."
+            )
+            page.locator("#f-production-formalities_declared").check(force=True)
+            page.locator("#f-production-security_kind").select_option("homologation")
+            page.get_by_role("button", name="Enregistrer « Prérequis de la production »").click()
+            page.wait_for_url("**/demandes/*")
+            page.locator("#f-terms-version").check(force=True)
+            page.get_by_role("button", name="Accepter les conditions").click()
+            page.wait_for_url("**/demandes/*")
+            page.get_by_role("button", name="Soumettre la demande").click()
+            summary = page.locator("#erreurs")
+            assert summary.is_visible()
+            assert page.locator("#statut").text_content() == "Brouillon"
+            missing = [t.strip() for t in summary.locator("li").all_inner_texts()]
+            assert "Attestation d'homologation : joignez le PDF." in " ".join(missing)
+            # Nothing else is missing: only the attestation blocks the submission.
+            assert all("homologation" in m for m in missing), missing
+            attestation = page.locator("#f-production-homologation-document_id")
+            assert attestation.get_attribute("aria-invalid") == "true"
+            check_accessibility(page, "production-attestation-manquante")
+
+            # The attestation: the PDF, signing authority, signatory, start date, duration.
+            attestation.set_input_files(
+                files=[
+                    {
+                        "name": "attestation-homologation.pdf",
+                        "mimeType": "application/pdf",
+                        "buffer": ATTESTATION_PDF,
+                    }
+                ]
+            )
+            page.locator("#f-production-homologation-authority").fill(
+                "Autorité d'homologation de la commune"
+            )
+            page.locator("#f-production-homologation-signatory_name").fill("Claude Durand")
+            page.locator("#f-production-homologation-signatory_function").fill(
+                "Directeur général des services"
+            )
+            start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).date()
+            page.locator("#f-production-homologation-start_date").fill(start.isoformat())
+            page.locator("#f-production-homologation-duration_months").fill("36")
+            page.get_by_role("button", name="Enregistrer « Prérequis de la production »").click()
+            page.wait_for_url("**/demandes/*")
+            assert "attestation-homologation.pdf" in page.locator("#homologation").inner_text()
+            assert page.locator("#prerequis").count() == 0
+            page.get_by_role("button", name="Soumettre la demande").click()
+            page.wait_for_url("**/demandes/*?soumise=1")
+            assert page.locator("#statut").text_content() == "Soumise"
+            check_accessibility(page, "production-soumise")
+
+            # The instructor validates the production step.
+            staff.goto(f"{url}/instruction/demandes/{production_id}")
+            assert "Production" in staff.content()
+            check_accessibility(staff, "instruction-production")
+            staff.locator("#f-reason").fill("Homologation jointe, recette conforme.")
+            staff.get_by_role("button", name="Valider et délivrer les accès").click()
+            staff.wait_for_url("**/instruction/demandes/*?decision=validate")
+            assert staff.locator("#statut").text_content() == "Validée"
+            page.goto(url + "/identifiants")
+            assert "Production" in page.locator("main").inner_text()
+
+            # The instructor suspends the sandbox habilitation from its page, with a reason.
+            staff.goto(f"{url}/instruction/demandes/{sandbox_id}")
+            staff.get_by_role("link", name="Voir l'habilitation et ses statistiques").click()
+            staff.wait_for_url("**/instruction/habilitations/*")
+            assert staff.locator("#statut").text_content() == "Active"
+            deadline = time.monotonic() + 10
+            while staff.locator("#statistiques").count() == 0:
+                assert time.monotonic() < deadline, "the call never reached the statistics"
+                time.sleep(0.2)
+                staff.reload()
+            assert "ok" in staff.locator("#statistiques").inner_text()
+            check_accessibility(staff, "instruction-habilitation")
+            staff.locator("#f-reason-suspend").fill("Incident de sécurité signalé par la commune.")
+            staff.get_by_role("button", name="Suspendre").click()
+            staff.wait_for_url("**/instruction/habilitations/*?action=suspend")
+            assert staff.locator("#statut").text_content() == "Suspendue"
+            assert "Incident de sécurité" in staff.locator("h1 + p").inner_text()
+            check_accessibility(staff, "instruction-habilitation-suspendue")
+            time.sleep(POLICY_PROPAGATION)
+
+            # The very next call, with the same token, is refused.
+            with product.http(cert=mtls) as gateway:
+                refused = gateway.get(last_year_path(), headers=api_headers(token))
+            assert refused.status_code == 403, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            problem = refused.json()
+            assert problem["code"] == "habilitation_suspended"
+            assert problem["status"] == 403
+
+            page.goto(url + "/habilitations")
+            sandbox_card = page.locator(".fr-card", has_text="Bac à sable")
+            assert sandbox_card.locator(".fr-badge").text_content() == "Suspendue"
+            assert "Incident de sécurité" in sandbox_card.inner_text()
+            check_accessibility(page, "habilitations-suspendue")
             context.close()
         finally:
             browser.close()
