@@ -53,7 +53,8 @@ bench: $(BIN)/guichet
 
 screenshots: $(VENV)/.dev $(ASSETS)
 	GUICHET_SCREENSHOTS_DIR=docs/screenshots GUICHET_TEST_BACKENDS=sqlite \
-	  $(BIN)/pytest -q tests/functional/test_portal_browser.py
+	  $(BIN)/pytest -q tests/functional/test_portal_browser.py \
+	  tests/functional/test_habilitation_journey.py tests/functional/test_franceconnect_journey.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache node_modules src/guichet/portal/static/dsfr
