@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from examples.quotient_familial.quotient import euros, quotient_familial, tranche_of
+from playwright import sync_api as playwright_sync
 
 from guichet.demo import DEMO_NAME, FC_DATA_LABELS, FC_DEMARCHE, ensure_franceconnect_demo
 from guichet.pki import ensure_local_pki
@@ -31,8 +32,6 @@ from guichet.runtime import Runtime, open_runtime
 from guichet.settings import Settings
 from tests.functional.conftest import Product, _wait_ready, api_headers
 from tests.support.postgres import free_port
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -57,7 +56,9 @@ PERIMETER = (
     "Finances publiques, pour calculer votre quotient familial"
 )
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium")
+# Never a silent skip: without the browser, the suite fails and says why.
+if not Path(CHROMIUM).exists():
+    pytest.fail("browser tests need /usr/bin/chromium: run make test", pytrace=False)
 
 
 @dataclass

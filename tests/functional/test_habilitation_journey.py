@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
+from playwright import sync_api as playwright_sync
 
 from guichet.catalog.products import IR_FIELD_SCOPES
 from guichet.pki import ensure_local_pki, issue_client_certificate
@@ -28,8 +28,6 @@ from tests.functional.test_portal_browser import (
     check_accessibility,
     pytestmark,  # noqa: F401 - the same skip conditions
 )
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 EMAIL = "camille.martin@mairie-exemple.fr"
 PASSWORD = "un mot de passe solide"

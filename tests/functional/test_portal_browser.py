@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright import sync_api as playwright_sync
 
 from guichet.clock import SystemClock
 from guichet.db import make_engine, make_sessionmaker
@@ -25,8 +26,6 @@ from guichet.secrets import MasterSecret
 from guichet.settings import Settings
 from tests.support.postgres import free_port
 from tests.unit.accounts.conftest import FAST_HASHER
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -44,10 +43,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and AXE.exists() and (STATIC_DIR / "dsfr").is_dir()),
-    reason="needs /usr/bin/chromium, npm ci and scripts/build-assets.sh",
-)
+# Never a silent skip: without the browser or the assets, the suite fails and says why.
+if not (Path(CHROMIUM).exists() and AXE.exists() and (STATIC_DIR / "dsfr").is_dir()):
+    pytest.fail(
+        "browser tests need /usr/bin/chromium, npm ci and scripts/build-assets.sh: run make test",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
