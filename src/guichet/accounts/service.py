@@ -48,6 +48,7 @@ from guichet.accounts.tokens import (
 )
 from guichet.clock import Clock, utc
 from guichet.db import transaction
+from guichet.habilitation.models import Organisation
 from guichet.habilitation.service import get_or_create_organisation
 from guichet.logs import event
 from guichet.mail import Mail, Mailer
@@ -176,6 +177,12 @@ def grant_provider_role(session: Session, user: User, role: ProviderRole, now: d
         session.flush()
 
 
+ORGANISATION_ALREADY_REGISTERED = (
+    "Cette organisation est déjà inscrite : demandez à l'un de ses membres ou au fournisseur "
+    "de données de vous y ajouter."
+)
+
+
 class AccountService:
     """The account rules over one database, one clock and one mailer."""
 
@@ -245,6 +252,15 @@ class AccountService:
                     )
                     event(log, "accounts.sign_up_known_address", user=existing.id)
                 else:
+                    # Self sign-up creates an organisation; it never joins an existing one,
+                    # whose requests, habilitations and calls its members can see. Joining
+                    # needs a member's or the provider's approval (not built yet).
+                    if session.scalar(
+                        select(Organisation.id).where(
+                            Organisation.siret == stdnum_siret.compact(form.siret)
+                        )
+                    ):
+                        raise FormInvalid({"siret": ORGANISATION_ALREADY_REGISTERED})
                     user = create_user(
                         session, address, form.display_name, now, password_hash=password_hash
                     )

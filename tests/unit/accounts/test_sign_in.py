@@ -94,7 +94,7 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(
 
 
 def test_lock_out_is_per_account(verified: AccountService, outbox: Outbox) -> None:
-    verified.sign_up(form(email="autre@mairie-exemple.fr"))
+    verified.sign_up(form(email="autre@mairie-exemple.fr", siret="21000000610001"))
     verified.verify_email(link_token(outbox, "/verification-email"))
     for _ in range(5):
         with pytest.raises(SignInFailed):

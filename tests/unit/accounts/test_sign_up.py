@@ -66,16 +66,19 @@ def test_sign_up_creates_account_organisation_membership_and_mails_a_link(
     assert "http://portail.test/verification-email?token=" in message.text
 
 
-def test_second_person_joins_the_existing_organisation(
+def test_nobody_joins_an_existing_organisation_by_signing_up(
     service: AccountService, session_factory: sessionmaker[Session]
 ) -> None:
+    """Its members see its requests, habilitations and calls: joining needs an approval."""
     service.sign_up(form())
-    service.sign_up(form(email="dpo@mairie-exemple.fr", role="dpo", organisation_name="Autre"))
+    with pytest.raises(FormInvalid) as refused:
+        service.sign_up(form(email="intrus@exemple.fr", role="technical_contact"))
+    assert set(refused.value.errors) == {"siret"}
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Organisation)) == 1
-        assert s.scalars(select(Organisation.name)).one() == "Commune d'Exemple"
+        assert s.scalar(select(func.count()).select_from(User)) == 1  # nothing half-made
         roles = sorted(m.role.value for m in s.scalars(select(Membership)))
-        assert roles == ["applicant", "dpo"]
+        assert roles == ["applicant"]
 
 
 def test_known_address_answers_the_same_and_mails_the_owner(
