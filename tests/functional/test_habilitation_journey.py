@@ -25,8 +25,7 @@ from tests.functional.conftest import Product, api_headers
 from tests.functional.test_portal_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    check_accessibility,
-    pytestmark,  # noqa: F401 - the same skip conditions
+    check_accessibility,  # importing the module also brings its "no browser → fail" check
 )
 
 EMAIL = "camille.martin@mairie-exemple.fr"
