@@ -231,7 +231,9 @@ def api_routes(deps: GatewayDeps) -> list[BaseRoute]:
     return routes
 
 
-def health_route(deps: GatewayDeps, quota: QuotaService) -> Route:
+def health_route(deps: GatewayDeps) -> Route:
+    quota = deps.quota
+
     async def healthz(_: Request) -> Response:
         def ping() -> None:
             with deps.session_factory() as session:
@@ -282,7 +284,7 @@ def openapi_routes(public_url: str) -> list[BaseRoute]:
 def build_gateway_app(deps: GatewayDeps, extra_routes: list[BaseRoute]) -> ASGIApp:
     """The environment's ASGI app; unknown paths get a journaled problem+json 404."""
     routes = [
-        health_route(deps, deps.quota),
+        health_route(deps),
         *openapi_routes(deps.public_url),
         *extra_routes,
         *api_routes(deps),

@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.x509.verification import (
+    ClientVerifier,
     Criticality,
     ExtensionPolicy,
     PolicyBuilder,
@@ -43,7 +44,11 @@ class ControlChain:
     def __init__(self, cache: PolicyCache, config: ChainConfig) -> None:
         self.cache = cache
         self.config = config
-        self._store = Store(list(config.trust_store)) if config.trust_store else None
+        self._verifier = (
+            _client_verifier(Store(list(config.trust_store))) if config.trust_store else None
+        )
+        # Thumbprint → whether it chains to the trust store (dates are checked per call).
+        self._chained: dict[str, bool] = {}
         self._keys: tuple[int, dict[str, dict[str, Any]]] = (-1, {})
 
     def _verification_keys(self, snapshot: Snapshot) -> dict[str, dict[str, Any]]:
@@ -82,14 +87,24 @@ class ControlChain:
         # the trust store is checked here, for direct and proxied calls alike (cached).
         self_signed = all(c.certificates[ctx.cert_thumbprint].self_signed for c in candidates)
         if (
-            self._store is not None
+            self._verifier is not None
             and not self_signed
-            and not _chains_to(self._store, cert, ctx.cert_thumbprint)
+            and not self._chains(cert, ctx.cert_thumbprint)
         ):
             raise errors.CertificateUntrusted(
                 "Le certificat client n'est pas émis par une autorité de confiance."
             )
         return candidates
+
+    def _chains(self, cert: x509.Certificate, thumbprint: str) -> bool:
+        assert self._verifier is not None
+        if thumbprint not in self._chained:
+            try:
+                self._verifier.verify(cert, [])
+                self._chained[thumbprint] = True
+            except VerificationError:
+                self._chained[thumbprint] = False
+        return self._chained[thumbprint]
 
     # 2. source IP [000 §4 (2)]
     def check_source_ip(self, ctx: CallContext, candidates: Sequence[HabilitationPolicy]) -> None:
@@ -166,31 +181,18 @@ class ControlChain:
             )
 
 
-_chain_cache: dict[tuple[int, str], bool] = {}
-
-
-def _chains_to(store: Store, cert: x509.Certificate, thumbprint: str) -> bool:
-    """RFC 5280 path validation of a proxied client certificate against the trust store."""
-    key = (id(store), thumbprint)
-    if key not in _chain_cache:
-        # Partner certificates (RGS) often carry no subjectAltName: WebPKI minus that rule.
-        end_entity = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-            x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
-        )
-        verifier = (
-            PolicyBuilder()
-            .store(store)
-            .extension_policies(
-                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=end_entity
-            )
-            .build_client_verifier()
-        )
-        try:
-            verifier.verify(cert, [])
-            _chain_cache[key] = True
-        except VerificationError:
-            _chain_cache[key] = False
-    return _chain_cache[key]
+def _client_verifier(store: Store) -> ClientVerifier:
+    """RFC 5280 path validation against the trust store; partner certificates (RGS) often
+    carry no subjectAltName, so WebPKI's end-entity rules minus that one."""
+    end_entity = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+    )
+    return (
+        PolicyBuilder()
+        .store(store)
+        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=end_entity)
+        .build_client_verifier()
+    )
 
 
 def load_trust_store(path: Path | None) -> list[x509.Certificate]:
