@@ -25,7 +25,8 @@ from tests.functional.conftest import Product, api_headers
 from tests.functional.test_portal_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    check_accessibility,  # importing the module also brings its "no browser → fail" check
+    check_accessibility,
+    submit,  # importing the module also brings its "no browser → fail" check
 )
 
 EMAIL = "camille.martin@mairie-exemple.fr"
@@ -111,13 +112,11 @@ def test_request_to_credentials_to_production_to_suspension(
             page.get_by_role("link", name="Mes demandes").first.click()
             page.wait_for_url("**/demandes")
             check_accessibility(page, "demandes")
-            page.get_by_role("button", name="Nouvelle demande").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Nouvelle demande")
             request_url = page.url
             sandbox_id = request_id_of(request_url)
             page.locator("#f-basics-demarche").fill("Quotient familial")
-            page.get_by_role("button", name="Enregistrer « Informations générales »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Informations générales »")
             # The missing fields are pointed at, next to each field.
             description = page.locator("#f-basics-description")
             assert description.get_attribute("aria-invalid") == "true"
@@ -126,19 +125,16 @@ def test_request_to_credentials_to_production_to_suspension(
             check_accessibility(page, "demande-erreurs")
             description.fill("Mise à jour du quotient familial en ligne.")
             page.locator("#f-basics-intended_use").fill("Calcul des tarifs scolaires.")
-            page.get_by_role("button", name="Enregistrer « Informations générales »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Informations générales »")
 
             page.locator("#f-legal-nature").select_option("deliberation")
             page.locator("#f-legal-local_authority").check(force=True)
             page.locator("#f-legal-reference").fill("Délibération du 1er décembre 2022")
             page.locator("#f-legal-url").fill("https://mairie-exemple.fr/deliberation.pdf")
-            page.get_by_role("button", name="Enregistrer « Cadre juridique »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Cadre juridique »")
 
             page.locator("#scope-dgfip_rfr").check(force=True)
-            page.get_by_role("button", name="Enregistrer « Périmètre des données »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Périmètre des données »")
             page.locator("#f-perimeter-data_scopes-dgfip_rfr").fill(
                 "Le quotient familial se calcule sur le RFR."
             )
@@ -146,40 +142,33 @@ def test_request_to_credentials_to_production_to_suspension(
             page.locator("#mode-spi").check(force=True)
             page.locator("#annee-dgfip_annee_n_moins_1").check(force=True)
             page.locator("#f-perimeter-r11494_domain").select_option("famille")
-            page.get_by_role("button", name="Enregistrer « Périmètre des données »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Périmètre des données »")
 
             page.locator("#f-recipients-services").fill("Direction de l'éducation")
-            page.get_by_role("button", name="Enregistrer « Destinataires des données »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Destinataires des données »")
             page.locator("#f-personal_data-retention_months").fill("48")
-            page.get_by_role("button", name="Enregistrer « Données personnelles »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Données personnelles »")
             page.locator("#f-contacts-controller-name").fill("Le maire")
             page.locator("#f-contacts-controller-email").fill("maire@mairie-exemple.fr")
             page.locator("#f-contacts-technical-name").fill("Camille Martin")
             page.locator("#f-contacts-technical-email").fill(EMAIL)
-            page.get_by_role("button", name="Enregistrer « Contacts »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Contacts »")
             page.locator("#f-technical-ip_ranges").fill("127.0.0.1/32")
             page.locator("#f-technical-certificate_pem").fill(cert.decode())
             page.locator("#f-technical-volumetry_per_minute").fill("50")
             page.locator("#f-technical-annual_files").fill("6000")
             page.locator("#f-technical-hourly_peak").fill("200")
-            page.get_by_role("button", name="Enregistrer « Données techniques »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Données techniques »")
             assert page.locator("#certificat-enregistre").is_visible()
             page.locator("#f-terms-version").check(force=True)
-            page.get_by_role("button", name="Accepter les conditions").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Accepter les conditions")
             # Retention beyond 36 months without justification: submission names the field.
-            page.get_by_role("button", name="Soumettre la demande").click()
+            submit(page, "Soumettre la demande")
             assert page.locator("#erreurs").is_visible()
             assert "justifiez la durée" in page.locator("#erreurs").inner_text()
             check_accessibility(page, "demande-soumission-refusee")
             page.locator("#f-personal_data-retention_months").fill("24")
-            page.get_by_role("button", name="Enregistrer « Données personnelles »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Données personnelles »")
             page.get_by_role("button", name="Soumettre la demande").click()
             page.wait_for_url("**/demandes/*?soumise=1")
             assert page.locator("#statut").text_content() == "Soumise"
@@ -206,8 +195,7 @@ def test_request_to_credentials_to_production_to_suspension(
                 in page.locator("#historique ~ ol").inner_text()
             )
             page.locator("#f-recipients-services").fill("Direction de l'éducation\nCCAS")
-            page.get_by_role("button", name="Enregistrer « Destinataires des données »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Destinataires des données »")
             page.get_by_role("button", name="Soumettre la demande").click()
             page.wait_for_url("**/demandes/*?soumise=1")
             check_accessibility(page, "demande-historique")
@@ -250,8 +238,7 @@ def test_request_to_credentials_to_production_to_suspension(
 
             # The production step, from the validated sandbox request.
             page.goto(request_url)
-            page.get_by_role("button", name="Passer en production").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Passer en production")
             production_url = page.url.split("?")[0]
             production_id = request_id_of(production_url)
             assert production_id != sandbox_id
@@ -261,12 +248,10 @@ def test_request_to_credentials_to_production_to_suspension(
             assert page.locator("#f-basics-demarche").input_value() == "Quotient familial"
             check_accessibility(page, "production-prerequis")
             page.locator("#f-legal-secrecy_derogation").fill("L. 114-8 et R. 114-9-4 du CRPA")
-            page.get_by_role("button", name="Enregistrer « Cadre juridique »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Cadre juridique »")
             page.locator("#f-contacts-dpo-name").fill("Dominique Petit")
             page.locator("#f-contacts-dpo-email").fill("dpo@mairie-exemple.fr")
-            page.get_by_role("button", name="Enregistrer « Contacts »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Contacts »")
             # Every prerequisite but the homologation attestation.
             page.locator("#f-production-recette_confirmed").check(force=True)
             page.locator("#f-production-recette_results").fill(
@@ -274,12 +259,10 @@ def test_request_to_credentials_to_production_to_suspension(
             )
             page.locator("#f-production-formalities_declared").check(force=True)
             page.locator("#f-production-security_kind").select_option("homologation")
-            page.get_by_role("button", name="Enregistrer « Prérequis de la production »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Prérequis de la production »")
             page.locator("#f-terms-version").check(force=True)
-            page.get_by_role("button", name="Accepter les conditions").click()
-            page.wait_for_url("**/demandes/*")
-            page.get_by_role("button", name="Soumettre la demande").click()
+            submit(page, "Accepter les conditions")
+            submit(page, "Soumettre la demande")
             summary = page.locator("#erreurs")
             assert summary.is_visible()
             assert page.locator("#statut").text_content() == "Brouillon"
@@ -311,8 +294,7 @@ def test_request_to_credentials_to_production_to_suspension(
             start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).date()
             page.locator("#f-production-homologation-start_date").fill(start.isoformat())
             page.locator("#f-production-homologation-duration_months").fill("36")
-            page.get_by_role("button", name="Enregistrer « Prérequis de la production »").click()
-            page.wait_for_url("**/demandes/*")
+            submit(page, "Enregistrer « Prérequis de la production »")
             assert "attestation-homologation.pdf" in page.locator("#homologation").inner_text()
             assert page.locator("#prerequis").count() == 0
             page.get_by_role("button", name="Soumettre la demande").click()

@@ -97,6 +97,16 @@ def check_accessibility(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def submit(page: Any, button: str) -> None:
+    """Press a form's button and wait for the page the server answers with.
+
+    A form that posts back to its own address (a block saved, errors shown) ends on a URL
+    that already matched before the click, so ``wait_for_url`` cannot tell the two pages
+    apart: wait for the navigation itself."""
+    with page.expect_navigation(wait_until="load"):
+        page.get_by_role("button", name=button).click()
+
+
 def test_partner_signs_up_verifies_and_signs_in(portal_url: str) -> None:
     csp_violations: list[str] = []
     with playwright_sync.sync_playwright() as p:
@@ -125,7 +135,7 @@ def test_partner_signs_up_verifies_and_signs_in(portal_url: str) -> None:
             page.get_by_label("Numéro SIRET").fill("732 829 320 00075")
             page.get_by_label("Dénomination de l'organisation").fill("Commune d'Exemple")
             page.get_by_label("Votre rôle").select_option("applicant")
-            page.get_by_role("button", name="Créer mon compte").click()
+            submit(page, "Créer mon compte")
             siret = page.locator("#siret")
             assert siret.get_attribute("aria-invalid") == "true"
             described = page.locator("#" + (siret.get_attribute("aria-describedby") or ""))

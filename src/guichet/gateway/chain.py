@@ -6,6 +6,7 @@ and raises one domain error; quota, backend and journal follow in ``gateway.app`
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.x509.verification import (
-    ClientVerifier,
     Criticality,
     ExtensionPolicy,
     PolicyBuilder,
@@ -44,8 +44,8 @@ class ControlChain:
     def __init__(self, cache: PolicyCache, config: ChainConfig) -> None:
         self.cache = cache
         self.config = config
-        self._verifier = (
-            _client_verifier(Store(list(config.trust_store))) if config.trust_store else None
+        self._policy = (
+            _client_policy(Store(list(config.trust_store))) if config.trust_store else None
         )
         # Thumbprint → whether it chains to the trust store (dates are checked per call).
         self._chained: dict[str, bool] = {}
@@ -87,20 +87,23 @@ class ControlChain:
         # the trust store is checked here, for direct and proxied calls alike (cached).
         self_signed = all(c.certificates[ctx.cert_thumbprint].self_signed for c in candidates)
         if (
-            self._verifier is not None
+            self._policy is not None
             and not self_signed
-            and not self._chains(cert, ctx.cert_thumbprint)
+            and not self._chains(cert, ctx.cert_thumbprint, ctx.now)
         ):
             raise errors.CertificateUntrusted(
                 "Le certificat client n'est pas émis par une autorité de confiance."
             )
         return candidates
 
-    def _chains(self, cert: x509.Certificate, thumbprint: str) -> bool:
-        assert self._verifier is not None
+    def _chains(self, cert: x509.Certificate, thumbprint: str, now: dt.datetime) -> bool:
+        assert self._policy is not None
         if thumbprint not in self._chained:
+            # A verifier validates at the time it is built with: build it for this call, or
+            # a certificate issued after start-up is "not valid at validation time".
+            verifier = self._policy.time(now).build_client_verifier()
             try:
-                self._verifier.verify(cert, [])
+                verifier.verify(cert, [])
                 self._chained[thumbprint] = True
             except VerificationError:
                 self._chained[thumbprint] = False
@@ -181,7 +184,7 @@ class ControlChain:
             )
 
 
-def _client_verifier(store: Store) -> ClientVerifier:
+def _client_policy(store: Store) -> PolicyBuilder:
     """RFC 5280 path validation against the trust store; partner certificates (RGS) often
     carry no subjectAltName, so WebPKI's end-entity rules minus that one."""
     end_entity = ExtensionPolicy.webpki_defaults_ee().may_be_present(
@@ -191,7 +194,6 @@ def _client_verifier(store: Store) -> ClientVerifier:
         PolicyBuilder()
         .store(store)
         .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=end_entity)
-        .build_client_verifier()
     )
 
 

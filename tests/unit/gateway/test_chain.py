@@ -177,6 +177,22 @@ def test_a_trusted_proxy_passes_a_certificate_that_chains_to_the_trust_store(
     assert record["cert_thumbprint"] == cert_thumbprint(partner.cert_pem)
 
 
+def test_a_certificate_issued_after_start_up_chains_to_the_trust_store(
+    world: World, proxied: Platform
+) -> None:
+    # The gateway has been up for a day when the partner's new certificate is issued: the
+    # chain is validated at the call's time, not at the time the gateway started.
+    app = proxied.gateway_app(Environment.SANDBOX)
+    world.clock.advance(86_400)
+    cert, key = world.certificate(not_before=world.clock.now())
+    partner = world.partner(certificate=(cert, key))
+    token = world.token(partner, app=app, cert=b"", ip=PROXY, headers=via_proxy(cert))
+
+    r = world.get(n1(world), token=token, cert=None, ip=PROXY, app=app, headers=via_proxy(cert))
+
+    served(world, r, partner)
+
+
 def test_a_proxied_certificate_from_another_authority_is_untrusted(
     world: World, proxied: Platform, tmp_path: Path
 ) -> None:

@@ -2,7 +2,9 @@
 
 Usage: python _appender.py DB_URL TAG COUNT READY_DIR PEERS
 Waits until PEERS processes have written their ready file in READY_DIR, then appends
-COUNT entries (tagged TAG in ``client_id``) through its own JournalWriter, 25 at a time.
+COUNT entries (tagged TAG in ``client_id``) through its own JournalWriter, 25 at a time,
+in lockstep with its peers: batch k starts once every peer has written batch k - 1, so the
+records interleave even when a loaded machine schedules one process long before the other.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ def entry(tag: str, i: int) -> JournalEntry:
     )
 
 
-def barrier(ready_dir: Path, tag: str, peers: int) -> None:
-    """Start together: the test checks that the processes' records interleave."""
-    (ready_dir / tag).touch()
+def barrier(ready_dir: Path, name: str, tag: str, peers: int) -> None:
+    """Wait until every peer has written ``name``: the test checks that records interleave."""
+    (ready_dir / f"{name}-{tag}").touch()
     deadline = time.monotonic() + 60
-    while len(list(ready_dir.iterdir())) < peers and time.monotonic() < deadline:
+    while len(list(ready_dir.glob(f"{name}-*"))) < peers and time.monotonic() < deadline:
         time.sleep(0.005)
 
 
@@ -52,9 +54,10 @@ async def main(url: str, tag: str, count: int, ready_dir: Path, peers: int) -> N
     engine = make_engine(url)
     writer = JournalWriter(make_sessionmaker(engine), lock_timeout=30)
     writer.start()
-    await asyncio.to_thread(barrier, ready_dir, tag, peers)
-    for start in range(0, count, 25):
+    await asyncio.to_thread(barrier, ready_dir, "ready", tag, peers)
+    for batch, start in enumerate(range(0, count, 25)):
         await asyncio.gather(*(writer.append(entry(tag, i)) for i in range(start, start + 25)))
+        await asyncio.to_thread(barrier, ready_dir, f"batch{batch}", tag, peers)
     await writer.close()
     engine.dispose()
     print(writer.transactions)
