@@ -87,6 +87,9 @@ class Habilitation(Base):
     events: Mapped[list[HabilitationEvent]] = relationship(
         back_populates="habilitation", cascade="all, delete-orphan", order_by="HabilitationEvent.at"
     )
+    federation_clients: Mapped[list[HabilitationFederationClient]] = relationship(
+        back_populates="habilitation", cascade="all, delete-orphan"
+    )
 
 
 class Certificate(Base):
@@ -108,6 +111,31 @@ class Certificate(Base):
     created_at: Mapped[dt.datetime]
 
     habilitation: Mapped[Habilitation] = relationship(back_populates="certificates")
+
+
+class HabilitationFederationClient(Base):
+    """A federation ``client_id`` (a FranceConnect service provider) declared for a
+    habilitation [003 annexe 3 §3.1: the provider must know the partner's client_id].
+
+    The gateway accepts a citizen's federation token only when it was issued to one of the
+    habilitation's declared clients. Kept here, not in the sandbox federation's own client
+    table, because the real FranceConnect's clients live at FranceConnect: the check must
+    work the same whichever federation the environment is configured with.
+    """
+
+    __tablename__ = "habilitation_federation_client"
+    __table_args__ = (UniqueConstraint("habilitation_id", "client_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    habilitation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("habilitation.id"), index=True)
+    # As the federation spells it (FranceConnect: 64 hexadecimal characters).
+    client_id: Mapped[str] = mapped_column(String(200), index=True)
+    # The gateway environment whose configured federation issued the client: the
+    # habilitation's own.
+    environment: Mapped[Environment] = mapped_column(_enum(Environment, "environment"))
+    created_at: Mapped[dt.datetime]
+
+    habilitation: Mapped[Habilitation] = relationship(back_populates="federation_clients")
 
 
 class HabilitationEvent(Base):
