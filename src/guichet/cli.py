@@ -49,6 +49,26 @@ DataDir = Annotated[
 ]
 
 
+# The same option on the commands that open the data directory (``guichet run --data-dir
+# DIR``, as issue 3 spells it): no envvar here, so a ``GUICHET_DATA_DIR`` in the environment
+# does not override ``guichet --data-dir DIR run``; the settings read it when neither is given.
+CommandDataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Répertoire de données (par défaut GUICHET_DATA_DIR, sinon ./var).",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+
+
+def use_data_dir(data_dir: Path | None) -> None:
+    """A command's own ``--data-dir``: as the top-level option, and more specific, so it wins."""
+    if data_dir is not None:
+        use_settings(with_overrides(data_dir=data_dir))
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"guichet {__version__}")
@@ -85,11 +105,13 @@ def init(
             min=1, max=1_000_000, help="Foyers fictifs du bac à sable au premier démarrage."
         ),
     ] = 10_000,
+    data_dir: CommandDataDir = None,
 ) -> None:
     """Initialiser le répertoire de données : base, clés, AC locale, bac à sable, partenaire démo.
 
     Idempotent : une seconde exécution ne change rien.
     """
+    use_data_dir(data_dir)
     _initialise(households)
 
 
@@ -136,12 +158,15 @@ def run(
             min=1, max=1_000_000, help="Foyers fictifs du bac à sable au premier démarrage."
         ),
     ] = 10_000,
+    data_dir: CommandDataDir = None,
 ) -> None:
     """Lancer tout le produit sur le socle embarqué : portail, passerelles, fédération.
 
     Le premier démarrage initialise le répertoire de données ; les suivants le réutilisent
-    tel quel. S'arrête proprement sur Ctrl-C ou SIGTERM.
+    tel quel. Les tâches planifiées (guichet operations tick) tournent dans ce processus
+    toutes les GUICHET_SCHEDULER_INTERVAL secondes. S'arrête proprement sur Ctrl-C ou SIGTERM.
     """
+    use_data_dir(data_dir)
     settings = with_overrides(
         data_dir=get_settings().data_dir,
         host=host,
@@ -172,7 +197,8 @@ def run(
         }
     except OSError as exc:
         raise fail(f"impossible d'écouter sur {settings.host} : {exc.strerror}.") from None
-    platform = Platform(runtime, tls)
+    # One process serves everything here, so it is the one that runs the scheduled operations.
+    platform = Platform(runtime, tls, scheduler=True)
     context = platform.ssl_context()
     listeners = [
         Listener("portal", platform.portal_app(), socks["portal"], None),
@@ -228,10 +254,12 @@ def serve_gateway(
     tls: Annotated[
         bool, typer.Option(help="Terminer TLS ici (--no-tls derrière un mandataire TLS).")
     ] = True,
+    data_dir: CommandDataDir = None,
 ) -> None:
     """Servir une passerelle seule, p. ex. plusieurs processus derrière nginx, quotas dans Redis."""
     from guichet.workers import serve_origin
 
+    use_data_dir(data_dir)
     settings = get_settings()
     if environment not in ("sandbox", "production"):
         raise fail("--environment vaut sandbox ou production.")
@@ -256,10 +284,12 @@ def serve_gateway(
 def serve_portal(
     port: Annotated[int, typer.Option(help="Port d'écoute.")],
     host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
+    data_dir: CommandDataDir = None,
 ) -> None:
-    """Servir le portail seul."""
+    """Servir le portail seul ; les tâches planifiées tournent dans ce processus (un seul)."""
     from guichet.workers import serve_origin
 
+    use_data_dir(data_dir)
     settings = get_settings()
     serve_origin(settings, "portal", host or settings.host, port, 1, False)
 

@@ -31,6 +31,7 @@ from guichet.habilitation.models import Environment
 from guichet.journal.service import JournalWriter
 from guichet.logs import event
 from guichet.oauth.server import OAuthDeps, token_routes
+from guichet.operations.runner import run_periodically
 from guichet.portal.app import build_portal_app
 from guichet.runtime import Runtime
 
@@ -45,12 +46,16 @@ class TlsFiles:
 
 
 class Platform:
-    """Shared state of one process: policy cache, journal writer, quota service."""
+    """Shared state of one process: policy cache, journal writer, quota service — and, in the
+    one process that runs them (``scheduler=True``), the scheduled operations."""
 
-    def __init__(self, runtime: Runtime, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, tls: TlsFiles | None = None, *, scheduler: bool = False
+    ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.tls = tls
+        self.scheduler = scheduler
         self.cache = PolicyCache(runtime.session_factory)
         self.journal = JournalWriter(runtime.session_factory)
         self.quota = QuotaService(self.settings.redis_url, workers=self.settings.workers)
@@ -136,6 +141,12 @@ class Platform:
     async def start(self) -> None:
         self.journal.start()
         self._tasks.append(asyncio.create_task(self.cache.poll(self.settings.cache_poll_interval)))
+        if self.scheduler:
+            interval = self.settings.scheduler_interval
+            if interval > 0:
+                self._tasks.append(asyncio.create_task(run_periodically(self.runtime, interval)))
+            else:
+                event(log, "operations:scheduler_disabled", setting="GUICHET_SCHEDULER_INTERVAL")
 
     async def stop(self) -> None:
         for task in self._tasks:

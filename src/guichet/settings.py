@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=1, ge=1, le=64, description="Gateway workers sharing the quota.")
     cache_poll_interval: float = Field(default=0.1, gt=0, le=5)
+    scheduler_interval: float = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="Seconds between two runs of the scheduled operations (operations tick) "
+        "inside `guichet run` and `guichet serve portal`; 0 disables them there (cron instead).",
+    )
     maintenance: bool = Field(default=False, description="Answer 503 on every API call.")
     maintenance_retry_after: int = 600
     log_level: str = "INFO"

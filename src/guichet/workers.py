@@ -37,7 +37,9 @@ def _serve_one(
         server_key=settings.server_key_file or pki / "server.key",
         client_cas=[] if settings.client_ca_file else [pki / "ca.crt"],
     )
-    platform = Platform(runtime, files)
+    # The portal is served by one process (gateways by several): it runs the scheduled
+    # operations, and their lock keeps a second portal (another host) from doing it twice.
+    platform = Platform(runtime, files, scheduler=origin == "portal")
     if origin == "portal":
         listener = Listener(origin, platform.portal_app(), bind(host, port, reuse_port=reuse), None)
     else:

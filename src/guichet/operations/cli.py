@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from guichet.operations.runner import operations_lock
 from guichet.operations.scheduler import tick
 from guichet.runtime import open_runtime
+from guichet.settings import use_settings, with_overrides
 
 app = typer.Typer(
     help="Les tâches d'exploitation planifiées (préavis, homologations, purge).",
@@ -27,23 +30,41 @@ def _group() -> None:
 @app.command("tick")
 def tick_command(
     as_json: Annotated[bool, typer.Option("--json", help="Rapport en JSON.")] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Répertoire de données (par défaut GUICHET_DATA_DIR, sinon ./var).",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Exécuter une fois les tâches dues : fin des préavis de résiliation, avis trois mois avant
     l'échéance d'une homologation, suspension à l'échéance et reprise après une nouvelle
-    attestation, purge des demandes six ans après la fin de l'habilitation. Idempotent :
-    relancé, il n'envoie rien deux fois."""
+    attestation, purge des demandes six ans après la fin de l'habilitation et des
+    consentements après trente-six mois. Idempotent : relancé, il n'envoie rien deux fois.
+    Jamais deux à la fois : si une autre exécution est en cours (serveur ou autre commande),
+    celle-ci ne fait rien."""
+    if data_dir is not None:
+        use_settings(with_overrides(data_dir=data_dir))
     runtime = open_runtime()
     try:
-        report = tick(runtime, runtime.clock.now())
+        with operations_lock(runtime) as held:
+            report = tick(runtime, runtime.clock.now()) if held else None
     finally:
         runtime.close()
+    if report is None:
+        console.print("Une autre exécution des tâches planifiées est en cours : rien à faire.")
+        return
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
         console.print(
             f"Préavis échus : {len(report.terminated)} ; avis d'échéance : {len(report.notices)} ; "
             f"suspensions : {len(report.suspended)} ; reprises : {len(report.resumed)} ; "
-            f"demandes purgées : {len(report.purged_requests)}."
+            f"demandes purgées : {len(report.purged_requests)} ; "
+            f"consentements purgés : {report.purged_consents}."
         )
     if report.failures:
         console.print(f"[red]À reprendre au prochain passage :[/] {', '.join(report.failures)}")

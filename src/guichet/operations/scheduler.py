@@ -1,5 +1,5 @@
 """The operations clock: one idempotent ``tick`` that ends notice periods, watches security
-commitments (notice, suspension, resumption) and purges old request data.
+commitments (notice, suspension, resumption) and purges old request data and consents.
 
 Each piece of work runs in its own transaction and records what it did (a flag, a state,
 a deletion) in the same transaction as its mail, so running ``tick`` twice sends nothing
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.clock import Clock, utc
 from guichet.db import transaction
+from guichet.federation.consent import purge_consents
 from guichet.habilitation import uploads
 from guichet.habilitation.lifecycle import notify_contacts
 from guichet.habilitation.models import Habilitation, HabilitationEvent, HabilitationStatus
@@ -67,6 +68,7 @@ class TickReport:
     resumed: list[str] = field(default_factory=list)
     terminated: list[str] = field(default_factory=list)
     purged_requests: list[str] = field(default_factory=list)
+    purged_consents: int = 0  # federation consent records past 36 months (no ids: pseudonyms)
     failures: list[str] = field(default_factory=list)  # "<task>:<id>", retried next tick
 
     @property
@@ -78,6 +80,7 @@ class TickReport:
                 self.resumed,
                 self.terminated,
                 self.purged_requests,
+                self.purged_consents,
                 self.failures,
             )
         )
@@ -96,6 +99,9 @@ def tick(runtime: TickRuntime, now: dt.datetime, *, mailer: Mailer | None = None
     _end_notice_periods(factory, now, mailer, report)
     _watch_security_commitments(factory, now, mailer, report)
     purge_request_data(factory, now, runtime.settings.data_dir / "uploads", report)
+    with transaction(factory) as session:
+        # [003 art. 4] the citizen's consents are kept thirty-six months.
+        report.purged_consents = purge_consents(session, now)
     event(
         log,
         "operations:tick",
@@ -104,6 +110,7 @@ def tick(runtime: TickRuntime, now: dt.datetime, *, mailer: Mailer | None = None
         resumed=len(report.resumed),
         terminated=len(report.terminated),
         purged=len(report.purged_requests),
+        purged_consents=report.purged_consents,
         failures=len(report.failures),
     )
     return report

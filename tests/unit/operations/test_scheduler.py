@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from guichet.clock import Clock, FrozenClock
 from guichet.db import make_engine, transaction
 from guichet.db.registry import metadata
+from guichet.federation.consent import months_before, record_consent
+from guichet.federation.models import ConsentRecord
 from guichet.gateway.policy import load_snapshot
 from guichet.habilitation.lifecycle import give_termination_notice, terminate_for_security
 from guichet.habilitation.models import Habilitation, HabilitationEvent, HabilitationStatus
@@ -263,3 +265,39 @@ def test_the_cli_runs_tick_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert "Préavis échus" in runner.invoke(app, ["tick"]).output
     finally:
         use_settings(None)
+
+
+def _consent(rt: Rt, at_: dt.datetime, subject: str) -> None:
+    with transaction(rt.session_factory) as s:
+        record_consent(
+            s,
+            subject=subject,
+            client_id="c" * 64,
+            habilitation_id=None,
+            scopes=["openid", "dgfip_rfr"],
+            accepted=True,
+            at=at_,
+        )
+
+
+def _consent_subjects(rt: Rt) -> list[str]:
+    with rt.session_factory() as s:
+        return sorted(s.scalars(select(ConsentRecord.subject)))
+
+
+def test_tick_purges_consents_past_36_months(
+    rt: Rt, clock: FrozenClock, mailer: OutboxMailer
+) -> None:
+    # [003 art. 4] thirty-six months, to the minute, under the injected clock.
+    now = clock.now()
+    _consent(rt, months_before(now, 36) + dt.timedelta(minutes=1), "kept")
+    _consent(rt, months_before(now, 36) - dt.timedelta(minutes=1), "gone")
+    report = tick(rt, now, mailer=mailer)
+    assert report.purged_consents == 1
+    assert not report.idle
+    assert report.as_dict()["purged_consents"] == 1
+    assert _consent_subjects(rt) == ["kept"]
+    assert tick(rt, now, mailer=mailer).idle  # nothing left to purge: idempotent
+    clock.advance(120)
+    assert tick(rt, clock.now(), mailer=mailer).purged_consents == 1
+    assert _consent_subjects(rt) == []
