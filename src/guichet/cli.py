@@ -29,7 +29,9 @@ app = typer.Typer(
     add_completion=False,
 )
 habilitation_app = typer.Typer(
-    help="Lister les habilitations ; en suspendre, rétablir ou révoquer une.", no_args_is_help=True
+    help="Lister les habilitations ; en suspendre, rétablir ou révoquer une ; "
+    "renouveler un secret.",
+    no_args_is_help=True,
 )
 serve_app = typer.Typer(
     help="Servir une seule origine (déploiements à plusieurs processus).", no_args_is_help=True
@@ -351,24 +353,35 @@ def habilitation_list(
 
 
 def _transition(ident: str, action: str, reason: str, actor: str) -> None:
+    """Through the same services as the portal: the contacts are notified, an immediate
+    termination ends the validity, an expired attestation is not resumed by hand."""
     from guichet.db import transaction
-    from guichet.habilitation.service import (
-        Action,
-        HabilitationError,
-        find_habilitation,
-        transition,
-    )
+    from guichet.errors import GuichetError
+    from guichet.habilitation import lifecycle
+    from guichet.habilitation.service import HabilitationError, find_habilitation
+    from guichet.mail import build_mailer
     from guichet.runtime import open_runtime
 
+    services = {
+        "suspend": lifecycle.suspend_habilitation,
+        "resume": lifecycle.resume_habilitation,
+        "revoke": lifecycle.terminate_for_security,
+    }
     runtime = open_runtime()
+    mailer = build_mailer(runtime.settings, runtime.clock)
     try:
         with transaction(runtime.session_factory) as session:
             hab = find_habilitation(session, ident)
-            transition(
-                session, hab, Action(action), reason=reason, actor=actor, now=runtime.clock.now()
+            services[action](
+                session,
+                hab,
+                lifecycle.ConsoleActor(actor),
+                reason,
+                now=runtime.clock.now(),
+                mailer=mailer,
             )
             hab_id, status = hab.id, hab.status.value
-    except HabilitationError as exc:
+    except (HabilitationError, GuichetError) as exc:
         raise fail(str(exc)) from None
     # Workers poll the policy generation; waiting one interval means that when this command
     # returns, every worker already applies the change to the very next call.
@@ -404,6 +417,42 @@ def habilitation_resume(ident: HabilitationId, reason: Reason, actor: Actor = "o
 def habilitation_revoke(ident: HabilitationId, reason: Reason, actor: Actor = "operator") -> None:
     """Résilier immédiatement (sécurité) ; définitif."""
     _transition(ident, "revoke", reason, actor)
+
+
+@habilitation_app.command("rotate-secret")
+def habilitation_rotate_secret(ident: HabilitationId, actor: Actor = "operator") -> None:
+    """Renouveler le secret du client OAuth : l'ancien cesse de fonctionner dès la commande
+    terminée ; le nouveau est affiché ici une seule fois (sortie standard)."""
+    from guichet.db import transaction
+    from guichet.errors import GuichetError
+    from guichet.habilitation import lifecycle
+    from guichet.habilitation.service import HabilitationError, find_habilitation
+    from guichet.mail import build_mailer
+    from guichet.runtime import open_runtime
+
+    runtime = open_runtime()
+    try:
+        with transaction(runtime.session_factory) as session:
+            hab = find_habilitation(session, ident)
+            rotation = lifecycle.rotate_client_secret(
+                session,
+                hab,
+                lifecycle.ConsoleActor(actor),
+                now=runtime.clock.now(),
+                master=runtime.master,
+                mailer=build_mailer(runtime.settings, runtime.clock),
+            )
+            hab_id = hab.id
+    except (HabilitationError, GuichetError) as exc:
+        raise fail(str(exc)) from None
+    assert rotation.secret is not None
+    # As for a suspension: when the command returns, no worker accepts the old secret.
+    time.sleep(runtime.settings.cache_poll_interval * 2)
+    console.print(
+        f"Habilitation {hab_id} : secret renouvelé pour [bold]{rotation.client_id}[/]. "
+        "Il n'est affiché qu'une fois ; l'ancien ne fonctionne plus."
+    )
+    out.print(rotation.secret, markup=False, highlight=False)
 
 
 def _mount_domain_commands() -> None:

@@ -12,8 +12,11 @@ active ↔ suspended, terminated with two months' notice or at once for security
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
@@ -22,10 +25,23 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from guichet.accounts.models import ProviderRole, User
+from guichet.accounts.service import email_key
 from guichet.clock import utc
 from guichet.errors import BadRequest, Forbidden, GuichetError, NotFound
-from guichet.habilitation.models import Habilitation
-from guichet.habilitation.request_models import HabilitationRequest, RequestEvent, RequestStatus
+from guichet.habilitation.models import (
+    Environment,
+    Habilitation,
+    HabilitationEvent,
+    HabilitationStatus,
+)
+from guichet.habilitation.request_models import (
+    CredentialDelivery,
+    HabilitationRequest,
+    RequestEvent,
+    RequestStatus,
+    SecurityCommitment,
+    SecurityKind,
+)
 from guichet.habilitation.service import (
     Action,
     HabilitationError,
@@ -34,6 +50,10 @@ from guichet.habilitation.service import (
 )
 from guichet.logs import event
 from guichet.mail import Mail, Mailer
+from guichet.mail.mailer import MailError
+from guichet.oauth.clients import rotate_secret
+from guichet.oauth.models import Client
+from guichet.secrets import MasterSecret
 
 log = logging.getLogger(__name__)
 
@@ -274,9 +294,155 @@ class HabilitationActionRefused(Forbidden):
     title = "Action non permise sur cette habilitation"
 
 
-def habilitation_contacts(session: Session, hab: Habilitation) -> list[str]:
-    """The addresses of the contacts of the request that last set this habilitation."""
-    request = session.scalars(
+class HabilitationNotFound(NotFound):
+    """Also what a partner gets for another organisation's habilitation."""
+
+    code = "habilitation_not_found"
+    title = "Habilitation introuvable"
+
+
+class SecurityCommitmentExpired(GuichetError):
+    """[000 §3.4.1] production stays suspended until a new attestation is validated."""
+
+    status: ClassVar[int] = 409
+    code: ClassVar[str] = "security_commitment_expired"
+    title: ClassVar[str] = "Engagement de sécurité expiré"
+
+
+class StaffAction(StrEnum):
+    """What the provider's staff do on the portal; each is allowed to the roles of
+    ``STAFF_PERMISSIONS`` and checked once, by ``check_staff``."""
+
+    VIEW = "view"  # the list of every habilitation and a habilitation's page
+    INSTRUCT = "instruct"  # the request queue, comments and decisions
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    NOTICE = "notice"  # termination with two months' notice [000 §14]
+    TERMINATE = "terminate"  # immediate termination for security [000 §14]
+    ROTATE_SECRET = "rotate_secret"  # noqa: S105 - an action's name, not a secret
+
+
+_ALL_STAFF: Final = frozenset(ProviderRole)
+
+# The one table of who among the staff does what (SPEC §2 roles). Instructors instruct and
+# manage what they validated; operators run the service (suspend, resume); the security
+# officer stops an exchange at once or suspends it; the administrator manages accounts and
+# may suspend or resume, never terminate for security: that is the security officer's call.
+STAFF_PERMISSIONS: Final[Mapping[StaffAction, frozenset[ProviderRole]]] = {
+    StaffAction.VIEW: _ALL_STAFF,
+    StaffAction.INSTRUCT: frozenset({ProviderRole.INSTRUCTOR}),
+    StaffAction.SUSPEND: frozenset(
+        {
+            ProviderRole.INSTRUCTOR,
+            ProviderRole.OPERATOR,
+            ProviderRole.SECURITY_OFFICER,
+            ProviderRole.ADMINISTRATOR,
+        }
+    ),
+    StaffAction.RESUME: frozenset(
+        {ProviderRole.INSTRUCTOR, ProviderRole.OPERATOR, ProviderRole.ADMINISTRATOR}
+    ),
+    StaffAction.NOTICE: frozenset({ProviderRole.INSTRUCTOR, ProviderRole.ADMINISTRATOR}),
+    StaffAction.TERMINATE: frozenset({ProviderRole.SECURITY_OFFICER}),
+    StaffAction.ROTATE_SECRET: frozenset({ProviderRole.OPERATOR}),
+}
+
+STAFF_ACTION_LABELS: Final = {
+    StaffAction.VIEW: "consulter les habilitations",
+    StaffAction.INSTRUCT: "instruire les demandes",
+    StaffAction.SUSPEND: "suspendre une habilitation",
+    StaffAction.RESUME: "rétablir une habilitation",
+    StaffAction.NOTICE: "résilier une habilitation avec préavis",
+    StaffAction.TERMINATE: "résilier immédiatement une habilitation",
+    StaffAction.ROTATE_SECRET: "renouveler un secret",
+}
+
+
+@dataclass(frozen=True)
+class ConsoleActor:
+    """Whoever runs the ``guichet`` command: they hold the database and the master secret,
+    so every staff action is theirs; ``name`` is what the history records."""
+
+    name: str = "operator"
+
+
+Actor = User | ConsoleActor
+
+
+def actor_label(actor: Actor) -> str:
+    return actor.name if isinstance(actor, ConsoleActor) else f"user:{actor.id}"
+
+
+def staff_roles(actor: Actor) -> frozenset[ProviderRole]:
+    if isinstance(actor, ConsoleActor):
+        return _ALL_STAFF
+    return frozenset(g.role for g in actor.provider_roles)
+
+
+def may(actor: Actor, action: StaffAction) -> bool:
+    return bool(staff_roles(actor) & STAFF_PERMISSIONS[action])
+
+
+def check_staff(actor: Actor, action: StaffAction) -> None:
+    if not may(actor, action):
+        raise HabilitationActionRefused(
+            f"Votre rôle ne permet pas de {STAFF_ACTION_LABELS[action]}."
+            if staff_roles(actor)
+            else "Réservé aux agents du fournisseur de données."
+        )
+
+
+def staff_actions(actor: Actor) -> frozenset[StaffAction]:
+    """What the pages offer this person (the routes check again through the services)."""
+    return frozenset(a for a in StaffAction if may(actor, a))
+
+
+def is_party(actor: Actor, hab: Habilitation) -> bool:
+    """A member of the habilitation's organisation."""
+    return isinstance(actor, User) and any(
+        m.organisation_id == hab.organisation_id for m in actor.memberships
+    )
+
+
+def get_habilitation(session: Session, actor: Actor, habilitation_id: Any) -> Habilitation:
+    """The habilitation, to its organisation's members and to the staff; to anyone else, as
+    if it did not exist."""
+    hab = session.get(Habilitation, habilitation_id)
+    if hab is None or not (is_party(actor, hab) or may(actor, StaffAction.VIEW)):
+        raise HabilitationNotFound()
+    return hab
+
+
+def list_habilitations(
+    session: Session,
+    actor: Actor,
+    *,
+    status: HabilitationStatus | None = None,
+    environment: Environment | None = None,
+    organisation: str | None = None,
+) -> list[Habilitation]:
+    """Every habilitation, for the staff; ``organisation`` matches a SIRET or a name."""
+    check_staff(actor, StaffAction.VIEW)
+    query = select(Habilitation).order_by(Habilitation.created_at)
+    if status is not None:
+        query = query.where(Habilitation.status == status)
+    if environment is not None:
+        query = query.where(Habilitation.environment == environment)
+    rows = list(session.scalars(query))
+    wanted = (organisation or "").strip().casefold()
+    if wanted:
+        compact = wanted.replace(" ", "")
+        rows = [
+            h
+            for h in rows
+            if wanted in h.organisation.name.casefold() or compact == h.organisation.siret
+        ]
+    return rows
+
+
+def last_decided_request(session: Session, hab: Habilitation) -> HabilitationRequest | None:
+    """The request that last set this habilitation (its contacts are the current ones)."""
+    return session.scalars(
         select(HabilitationRequest)
         .where(
             HabilitationRequest.habilitation_id == hab.id,
@@ -284,14 +450,36 @@ def habilitation_contacts(session: Session, hab: Habilitation) -> list[str]:
         )
         .order_by(HabilitationRequest.decided_at.desc())
     ).first()
+
+
+def _contact_email(request: HabilitationRequest | None, role: str) -> str | None:
     contacts = (request.data or {}).get("contacts", {}) if request else {}
+    contact = contacts.get(role) if isinstance(contacts, Mapping) else None
+    email = contact.get("email") if isinstance(contact, Mapping) else None
+    return email.strip() if isinstance(email, str) and email.strip() else None
+
+
+def habilitation_contacts(session: Session, hab: Habilitation) -> list[str]:
+    """The addresses of the contacts of the request that last set this habilitation."""
+    request = last_decided_request(session, hab)
     addresses: dict[str, None] = {}
     for role in ("controller", "dpo", "technical"):
-        contact = contacts.get(role) if isinstance(contacts, Mapping) else None
-        email = contact.get("email") if isinstance(contact, Mapping) else None
-        if isinstance(email, str) and email.strip():
-            addresses[email.strip()] = None
+        email = _contact_email(request, role)
+        if email:
+            addresses[email] = None
     return list(addresses)
+
+
+def is_technical_contact(session: Session, user: User, hab: Habilitation) -> bool:
+    """[000 §4] the credentials are the technical contact's: the verified member of the
+    organisation whose address the last validated request names as such."""
+    email = _contact_email(last_decided_request(session, hab), "technical")
+    return (
+        email is not None
+        and user.email_verified_at is not None
+        and user.email_key == email_key(email)
+        and is_party(user, hab)
+    )
 
 
 def notify_contacts(
@@ -307,18 +495,24 @@ def notify_contacts(
     return len(recipients)
 
 
-def _check_staff(user: User) -> None:
-    if not is_staff(user):
-        raise HabilitationActionRefused("Réservé aux agents du fournisseur de données.")
+def _notify_standing(
+    session: Session, hab: Habilitation, mailer: Mailer | None, subject: str, text: str, kind: str
+) -> None:
+    """A person's decision stands even if its notice fails (a suspension for security must
+    not wait for the mail server); the failure is logged for the operators to resend."""
+    try:
+        notify_contacts(session, hab, mailer, subject, text, kind)
+    except MailError:
+        event(log, "habilitation:mail_failed", level=logging.WARNING, kind=kind, ref=hab.id)
 
 
 def _move(
-    session: Session, hab: Habilitation, action: Action, user: User, reason: str, now: dt.datetime
+    session: Session, hab: Habilitation, action: Action, actor: Actor, reason: str, now: dt.datetime
 ) -> None:
     if not reason.strip():
         raise ReasonRequired("Écrivez le motif : il est notifié aux contacts.", field="reason")
     try:
-        transition(session, hab, action, reason=reason, actor=f"user:{user.id}", now=now)
+        transition(session, hab, action, reason=reason, actor=actor_label(actor), now=now)
     except HabilitationError as exc:
         raise TransitionRefused(str(exc)) from None
 
@@ -330,7 +524,7 @@ def _environment(hab: Habilitation) -> str:
 def suspend_habilitation(
     session: Session,
     hab: Habilitation,
-    user: User,
+    user: Actor,
     reason: str,
     *,
     now: dt.datetime,
@@ -338,9 +532,9 @@ def suspend_habilitation(
 ) -> Habilitation:
     """[000 §12] the provider may suspend without notice (maintenance, security) and
     informs the partner in writing: the next call is refused."""
-    _check_staff(user)
+    check_staff(user, StaffAction.SUSPEND)
     _move(session, hab, Action.SUSPEND, user, reason, now)
-    notify_contacts(
+    _notify_standing(
         session,
         hab,
         mailer,
@@ -352,18 +546,47 @@ def suspend_habilitation(
     return hab
 
 
+def expired_commitment(
+    session: Session, hab: Habilitation, now: dt.datetime
+) -> SecurityCommitment | None:
+    """The production habilitation's security commitment if it has expired at ``now``."""
+    if hab.environment is not Environment.PRODUCTION:
+        return None
+    commitment = session.scalar(
+        select(SecurityCommitment).where(SecurityCommitment.habilitation_id == hab.id)
+    )
+    if commitment is None or now < utc(commitment.expires_at):
+        return None
+    return commitment
+
+
 def resume_habilitation(
     session: Session,
     hab: Habilitation,
-    user: User,
+    user: Actor,
     reason: str,
     *,
     now: dt.datetime,
     mailer: Mailer | None = None,
 ) -> Habilitation:
-    _check_staff(user)
+    """Resume a suspended habilitation — never a production one whose homologation or
+    security questionnaire has expired: only a new attestation, validated through an update
+    request, lifts that suspension [000 §3.4.1] (the watch then resumes it by itself)."""
+    check_staff(user, StaffAction.RESUME)
+    expired = expired_commitment(session, hab, now)
+    if expired is not None:
+        words = (
+            "L'attestation d'homologation de sécurité"
+            if expired.kind is SecurityKind.HOMOLOGATION
+            else "Le questionnaire de sécurité"
+        )
+        raise SecurityCommitmentExpired(
+            f"{words} de cette habilitation a expiré le {utc(expired.expires_at):%d/%m/%Y} : "
+            "la production ne peut pas être rétablie à la main. Elle reprendra d'elle-même "
+            "dès la validation d'une demande de mise à jour portant un nouvel engagement."
+        )
     _move(session, hab, Action.RESUME, user, reason, now)
-    notify_contacts(
+    _notify_standing(
         session,
         hab,
         mailer,
@@ -378,7 +601,7 @@ def resume_habilitation(
 def give_termination_notice(
     session: Session,
     hab: Habilitation,
-    user: User,
+    user: Actor,
     reason: str,
     *,
     now: dt.datetime,
@@ -386,19 +609,26 @@ def give_termination_notice(
 ) -> Habilitation:
     """[000 §14] either party ends the exchange in writing, with reasons; two months'
     notice during which calls keep working (the scheduler terminates it at the end)."""
-    if not (
-        is_staff(user) or any(m.organisation_id == hab.organisation_id for m in user.memberships)
-    ):
-        raise HabilitationActionRefused("Réservé aux parties de la convention.")
+    if not is_party(user, hab):
+        if not staff_roles(user):
+            raise HabilitationActionRefused("Réservé aux parties de la convention.")
+        check_staff(user, StaffAction.NOTICE)
     if not reason.strip():
         raise ReasonRequired("Une résiliation est motivée par écrit.", field="reason")
+    if session.scalar(
+        select(HabilitationEvent.id).where(
+            HabilitationEvent.habilitation_id == hab.id,
+            HabilitationEvent.name == "habilitation:termination_notified",
+        )
+    ):
+        raise TransitionRefused("Un préavis de résiliation court déjà pour cette habilitation.")
     try:
-        terminate_with_notice(session, hab, reason=reason, actor=f"user:{user.id}", now=now)
+        terminate_with_notice(session, hab, reason=reason, actor=actor_label(user), now=now)
     except HabilitationError as exc:
         raise TransitionRefused(str(exc)) from None
     end = hab.valid_until
     assert end is not None
-    notify_contacts(
+    _notify_standing(
         session,
         hab,
         mailer,
@@ -414,17 +644,17 @@ def give_termination_notice(
 def terminate_for_security(
     session: Session,
     hab: Habilitation,
-    user: User,
+    user: Actor,
     reason: str,
     *,
     now: dt.datetime,
     mailer: Mailer | None = None,
 ) -> Habilitation:
     """[000 §14] the notice "ne couvre pas" a security problem: terminated at once."""
-    _check_staff(user)
+    check_staff(user, StaffAction.TERMINATE)
     _move(session, hab, Action.REVOKE, user, reason, now)
     hab.valid_until = now
-    notify_contacts(
+    _notify_standing(
         session,
         hab,
         mailer,
@@ -434,3 +664,124 @@ def terminate_for_security(
         "habilitation:terminated",
     )
     return hab
+
+
+# --- renewing the client secret --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A renewed secret: waiting on ``/identifiants`` (``delivery_id``), or, for the
+    console, in ``secret`` — never both."""
+
+    client_id: str
+    delivery_id: uuid.UUID | None
+    secret: str | None
+
+
+def habilitation_client(session: Session, hab: Habilitation) -> Client | None:
+    """The habilitation's OAuth client (validation issues one; updates keep it)."""
+    return session.scalars(
+        select(Client).where(Client.habilitation_id == hab.id).order_by(Client.created_at)
+    ).first()
+
+
+def _drop_stale_deliveries(
+    session: Session, client_id: str, master: MasterSecret, now: dt.datetime
+) -> None:
+    """A secret not yet collected is the old one: it must not be shown after the rotation.
+    What else the delivery carries (the federation's secret) stays to collect."""
+    pending = session.scalars(
+        select(CredentialDelivery).where(
+            CredentialDelivery.client_id == client_id,
+            CredentialDelivery.secret_encrypted.is_not(None),
+        )
+    )
+    for delivery in pending:
+        assert delivery.secret_encrypted is not None
+        payload = json.loads(master.decrypt(delivery.secret_encrypted))
+        payload["client_secret"] = None
+        if any(payload.values()):
+            delivery.secret_encrypted = master.encrypt(json.dumps(payload).encode())
+        else:
+            delivery.secret_encrypted = None
+            delivery.collected_at = now  # nothing left to collect: it leaves the list
+
+
+def rotate_client_secret(
+    session: Session,
+    hab: Habilitation,
+    actor: Actor,
+    *,
+    now: dt.datetime,
+    master: MasterSecret,
+    mailer: Mailer | None = None,
+) -> Rotation:
+    """Replace the habilitation's client secret; the old one stops working on the next
+    token request (generation bumped). The technical contact collects the new one once on
+    ``/identifiants`` [000 §4]; the console (operators) gets it back to print it once."""
+    by_contact = isinstance(actor, User) and is_technical_contact(session, actor, hab)
+    if not by_contact:
+        if is_party(actor, hab):
+            raise HabilitationActionRefused(
+                "Seul le responsable technique déclaré dans la demande renouvelle le secret."
+            )
+        check_staff(actor, StaffAction.ROTATE_SECRET)
+    if hab.status is HabilitationStatus.TERMINATED:
+        raise TransitionRefused("Une habilitation résiliée n'a plus de secret à renouveler.")
+    client = habilitation_client(session, hab)
+    if client is None:
+        raise TransitionRefused("Cette habilitation n'a pas d'identifiants OAuth.")
+    _drop_stale_deliveries(session, client.client_id, master, now)
+    try:
+        secret = rotate_secret(session, client.client_id, now)
+    except ValueError:
+        raise TransitionRefused(
+            "Ce client s'authentifie par certificat seulement : il n'a pas de secret."
+        ) from None
+    delivery_id: uuid.UUID | None = None
+    request = last_decided_request(session, hab)
+    if by_contact and isinstance(actor, User) and request is not None:
+        delivery = CredentialDelivery(
+            id=uuid.uuid4(),
+            request_id=request.id,
+            habilitation_id=hab.id,
+            client_id=client.client_id,
+            recipient_id=actor.id,
+            secret_encrypted=master.encrypt(
+                json.dumps({"client_secret": secret, "federation_client_secret": None}).encode()
+            ),
+            created_at=now,
+            collected_at=None,
+        )
+        session.add(delivery)
+        delivery_id = delivery.id
+    session.add(
+        HabilitationEvent(
+            habilitation_id=hab.id,
+            at=now,
+            actor=actor_label(actor),
+            name="habilitation:secret_rotated",
+            reason="Secret renouvelé : l'ancien ne fonctionne plus.",
+        )
+    )
+    session.flush()
+    event(
+        log,
+        "habilitation:secret_rotated",
+        habilitation_id=hab.id,
+        client_id=client.client_id,
+        by="technical_contact" if by_contact else "staff",
+    )
+    _notify_standing(
+        session,
+        hab,
+        mailer,
+        f"Secret renouvelé : {hab.demarche}",
+        f"Bonjour,\n\nLe secret du client {client.client_id} de l'habilitation "
+        f"« {hab.demarche} » a été renouvelé le {now:%d/%m/%Y à %H:%M} (UTC) : l'ancien ne "
+        "fonctionne plus. Si vous n'êtes pas à l'origine de ce renouvellement, prévenez "
+        "aussitôt le fournisseur de données.\n",
+        "habilitation:secret_rotated",
+    )
+    return Rotation(client.client_id, delivery_id, None if delivery_id else secret)
