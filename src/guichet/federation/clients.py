@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from guichet.federation.encryption import stored_jwk
 from guichet.federation.models import ClientKind, FederationClient
-from guichet.federation.scopes import IDENTITY_SCOPES, OPENID, SCOPES_SUPPORTED
+from guichet.federation.scopes import DATA_SCOPES, IDENTITY_SCOPES, OPENID, SCOPES_SUPPORTED
+from guichet.gateway.policy import bump_generation
+from guichet.habilitation.models import Habilitation, HabilitationFederationClient
 from guichet.logs import event
 from guichet.secrets import hash_secret, new_secret
 
@@ -87,6 +89,9 @@ def register_client(
             raise ValueError("a data provider has no redirect URI")
         granted = []
     encryption = stored_jwk(encryption_jwk) if encryption_jwk is not None else None
+    habilitation = session.get(Habilitation, habilitation_id) if habilitation_id else None
+    if habilitation_id is not None and habilitation is None:
+        raise ValueError(f"no such habilitation: {habilitation_id}")
     client_id = secrets.token_hex(32)  # FranceConnect's client ids are 64 hex characters
     secret = new_secret()
     row = FederationClient(
@@ -105,6 +110,8 @@ def register_client(
     )
     session.add(row)
     session.flush()
+    if habilitation is not None:
+        declare_habilitation_client(session, habilitation, client_id, now)
     event(
         log,
         "federation:client:registered",
@@ -113,6 +120,61 @@ def register_client(
         habilitation_id=habilitation_id,
     )
     return RegisteredClient(client_id, secret, row)
+
+
+def declare_habilitation_client(
+    session: Session,
+    habilitation: Habilitation,
+    client_id: str,
+    now: dt.datetime,
+    *,
+    replace: bool = False,
+) -> None:
+    """Record ``client_id`` as a federation client of ``habilitation`` (idempotent), in the
+    caller's transaction, and bump the policy generation: the gateway accepts that client's
+    citizen tokens for this habilitation from its next snapshot. Any federation's client id
+    (the real FranceConnect's too): nothing is checked against the sandbox federation here.
+    With ``replace``, the habilitation's other declared client ids are withdrawn (a request
+    declares *the* client of its démarche)."""
+    rows = session.scalars(
+        select(HabilitationFederationClient).where(
+            HabilitationFederationClient.habilitation_id == habilitation.id
+        )
+    ).all()
+    for row in rows:
+        if replace and row.client_id != client_id:
+            session.delete(row)
+            event(
+                log,
+                "federation:client:withdrawn",
+                client_id=row.client_id,
+                habilitation_id=habilitation.id,
+            )
+    if not any(row.client_id == client_id for row in rows):
+        session.add(
+            HabilitationFederationClient(
+                habilitation_id=habilitation.id,
+                client_id=client_id,
+                environment=habilitation.environment,
+                created_at=now,
+            )
+        )
+        event(
+            log, "federation:client:declared", client_id=client_id, habilitation_id=habilitation.id
+        )
+    session.flush()
+    bump_generation(session)
+
+
+def habilitation_scopes(client: FederationClient, habilitation: Habilitation) -> list[str]:
+    """A sandbox service provider's scopes once bound to ``habilitation``: its own
+    non-DGFiP scopes (``openid``, identity) and exactly the habilitation's data and revenue
+    year scopes the federation can carry — what ``/authorize`` will then let it request."""
+    granted = set(habilitation.data_scopes) | set(habilitation.year_scopes)
+    kept = [s for s in client.scopes if s not in DATA_SCOPES]
+    if OPENID not in kept:
+        kept.insert(0, OPENID)
+    return kept + sorted(granted & DATA_SCOPES)
 
 
 def set_encryption_key(

@@ -54,6 +54,9 @@ FRANCE: Final = "99100"
 DECRYPTION_ALGS: Final = {"EC": "ECDH-ES", "RSA": "RSA-OAEP-256"}
 CONTENT_ENCRYPTION: Final = "A256GCM"
 MIN_RSA_BITS: Final = 2048
+# FranceConnect v2's authentication levels (eIDAS low, substantial, high): a token whose
+# ``acr`` is not one of them — absent, ``eidas0``, anything else — gives no data.
+ACCEPTED_ACR: Final = frozenset({"eidas1", "eidas2", "eidas3"})
 
 
 class FederationTokenMissing(Unauthenticated):
@@ -64,6 +67,14 @@ class FederationTokenMissing(Unauthenticated):
 class FederationTokenInvalid(Unauthenticated):
     code = "federation_token_invalid"
     title = "Jeton FranceConnect inactif, expiré ou inconnu"
+
+
+class FederationAcrInsufficient(Unauthenticated):
+    """The citizen signed in below the eIDAS "low" level (or the answer names no level):
+    FranceConnect's data providers serve ``eidas1`` and above only."""
+
+    code = "federation_acr_insufficient"
+    title = "Niveau d'authentification FranceConnect insuffisant"
 
 
 class FederationAnswerInvalid(UpstreamUnavailable):
@@ -94,7 +105,7 @@ class FederationIdentity:
     sub: str
     scopes: frozenset[str]
     client_id: str  # the service provider (partner) the token was issued to
-    acr: str | None
+    acr: str  # eidas1, eidas2 or eidas3 (ACCEPTED_ACR)
     exp: dt.datetime
     pivot: IdentityPivot
 
@@ -375,12 +386,23 @@ class HttpFederationCheck:
         if not isinstance(client_id, str) or not client_id:
             raise _bad_answer("client_id absent")
         acr = body.get("acr")
+        if acr not in ACCEPTED_ACR:
+            event(
+                log,
+                "federation_check:acr_refused",
+                client_id=client_id,
+                acr=acr if isinstance(acr, str) else None,
+            )
+            raise FederationAcrInsufficient(
+                "Le jeton FranceConnect atteste un niveau d'authentification inférieur à "
+                "eidas1 (ou n'en atteste aucun) : aucune donnée n'est transmise."
+            )
         identity = FederationIdentity(
             active=True,
             sub=sub,
             scopes=frozenset(scope.split()),
             client_id=client_id,
-            acr=acr if isinstance(acr, str) else None,
+            acr=str(acr),
             exp=expires,
             pivot=_pivot(body),
         )

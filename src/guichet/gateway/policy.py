@@ -1,9 +1,10 @@
 """The in-memory snapshot of everything the hot path reads, reloaded when the generation moves.
 
-Any change to habilitations, clients, certificates, keys or revocations bumps
-``cache_generation`` in the same transaction (``bump_generation``). Each worker polls that
-one row every ``cache_poll_interval`` seconds and reloads its snapshot when it moved, so a
-suspension reaches every worker in well under a second without a database read per call.
+Any change to habilitations, clients, certificates, keys, revocations or the federation
+clients bound to a habilitation bumps ``cache_generation`` in the same transaction
+(``bump_generation``). Each worker polls that one row every ``cache_poll_interval`` seconds
+and reloads its snapshot when it moved, so a suspension reaches every worker in well under
+a second without a database read per call.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from guichet.db.models import CacheGeneration
-from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
+from guichet.federation.models import ClientKind, FederationClient
+from guichet.habilitation.models import (
+    Environment,
+    Habilitation,
+    HabilitationFederationClient,
+    HabilitationStatus,
+)
 from guichet.oauth.models import Client, RevokedToken, SigningKey
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,10 @@ class HabilitationPolicy:
     valid_from: dt.datetime
     valid_until: dt.datetime | None
     certificates: dict[str, PinnedCertificate]
+    # Federation ``client_id``s (FranceConnect service providers) whose citizens' tokens
+    # this habilitation may present: declared with the request, whichever federation the
+    # environment is configured with, plus the sandbox federation's clients bound to it.
+    federation_clients: frozenset[str] = frozenset()
 
     def allows_ip(self, ip: str) -> bool:
         try:
@@ -113,6 +124,7 @@ def load_snapshot(session: Session) -> Snapshot:
             selectinload(Habilitation.certificates), selectinload(Habilitation.organisation)
         )
     ).all()
+    federation_clients = _federation_clients(session)
     habilitations = {
         h.id: HabilitationPolicy(
             id=h.id,
@@ -135,6 +147,7 @@ def load_snapshot(session: Session) -> Snapshot:
                 )
                 for c in h.certificates
             },
+            federation_clients=federation_clients.get(h.id, frozenset()),
         )
         for h in habs
     }
@@ -160,6 +173,32 @@ def load_snapshot(session: Session) -> Snapshot:
             key = (hab.environment, tp)
             by_thumbprint[key] = (*by_thumbprint.get(key, ()), hab)
     return Snapshot(generation, habilitations, clients, revoked, keys, by_thumbprint)
+
+
+def _federation_clients(session: Session) -> dict[uuid.UUID, frozenset[str]]:
+    """Habilitation → its federation client ids: those declared for it
+    (``habilitation_federation_client``) and the sandbox federation's service providers
+    bound to it. A client the sandbox federation knows as disabled, or as a data provider,
+    never counts, even when declared."""
+    found: dict[uuid.UUID, set[str]] = {}
+    refused: set[str] = set()
+    for row in session.execute(
+        select(
+            FederationClient.client_id,
+            FederationClient.habilitation_id,
+            FederationClient.kind,
+            FederationClient.disabled,
+        )
+    ):
+        if row.disabled or row.kind is not ClientKind.SERVICE_PROVIDER:
+            refused.add(row.client_id)
+        elif row.habilitation_id is not None:
+            found.setdefault(row.habilitation_id, set()).add(row.client_id)
+    for declared in session.execute(
+        select(HabilitationFederationClient.habilitation_id, HabilitationFederationClient.client_id)
+    ):
+        found.setdefault(declared.habilitation_id, set()).add(declared.client_id)
+    return {hab_id: frozenset(ids - refused) for hab_id, ids in found.items()}
 
 
 class PolicyCache:

@@ -31,7 +31,11 @@ from guichet.accounts.models import User
 from guichet.accounts.service import email_key
 from guichet.catalog.products import PRODUCTS
 from guichet.errors import BadRequest
-from guichet.federation.clients import register_client
+from guichet.federation.clients import (
+    declare_habilitation_client,
+    habilitation_scopes,
+    register_client,
+)
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.scopes import DATA_SCOPES, IDENTITY_SCOPES, OPENID
 from guichet.habilitation import uploads
@@ -56,6 +60,7 @@ from guichet.habilitation.models import (
     AccessMode,
     Environment,
     Habilitation,
+    HabilitationFederationClient,
     HabilitationStatus,
     Organisation,
 )
@@ -665,8 +670,11 @@ def _bind_federation_client(
     session: Session, request: HabilitationRequest, hab: Habilitation, now: dt.datetime
 ) -> tuple[str | None, str | None]:
     """[003 annexe 3 §3.1] the provider must know the partner's FranceConnect client_id.
-    Binds a client of the embedded federation to the habilitation, or registers one there
-    (sandbox, from the declared redirect URIs). Returns (client_id, new secret or None)."""
+    Records it as the habilitation's federation client (the gateway's check reads it from
+    its policy snapshot, whichever federation the environment uses) and, for a client of
+    the embedded federation, binds it there with the habilitation's data and year scopes;
+    or registers one there (sandbox, from the declared redirect URIs).
+    Returns (client_id, new secret or None)."""
     if AccessMode.FRANCECONNECT.value not in hab.access_modes:
         return None, None
     technical = _block_values(request, Block.TECHNICAL)
@@ -683,7 +691,24 @@ def _bind_federation_client(
                         )
                     ]
                 )
-            return declared, None  # the real FranceConnect's: recorded, nothing to bind here
+            # The real FranceConnect's: recorded for the gateway, nothing to bind here — but
+            # one partner's service never opens another partner's habilitation.
+            claimed = session.scalars(
+                select(Habilitation.organisation_id)
+                .join(HabilitationFederationClient)
+                .where(HabilitationFederationClient.client_id == declared)
+            ).all()
+            if any(org != hab.organisation_id for org in claimed):
+                raise RequestInvalid(
+                    [
+                        FieldError(
+                            "technical.federation_client_id",
+                            "Ce client_id appartient à un autre fournisseur de service.",
+                        )
+                    ]
+                )
+            declare_habilitation_client(session, hab, declared, now, replace=True)
+            return declared, None
         bound = session.get(Habilitation, row.habilitation_id) if row.habilitation_id else None
         if row.kind is not ClientKind.SERVICE_PROVIDER or (
             bound is not None and bound.organisation_id != hab.organisation_id
@@ -697,6 +722,9 @@ def _bind_federation_client(
                 ]
             )
         row.habilitation_id = hab.id
+        # Without them, a client made by the CLI could request no DGFiP scope at /authorize.
+        row.scopes = habilitation_scopes(row, hab)
+        declare_habilitation_client(session, hab, declared, now, replace=True)
         return declared, None
     redirects = [str(u) for u in technical.get("federation_redirect_uris", [])]
     scopes = [OPENID, *IDENTITY_SCOPES, *sorted(set(hab.data_scopes) | set(hab.year_scopes))]
@@ -714,6 +742,7 @@ def _bind_federation_client(
         raise RequestInvalid(
             [FieldError("technical.federation_redirect_uris", f"URL de retour refusée : {exc}.")]
         ) from None
+    declare_habilitation_client(session, hab, registered.client_id, now, replace=True)
     data = copy.deepcopy(dict(request.data))
     data[Block.TECHNICAL.value]["federation_client_id"] = registered.client_id
     request.data = data

@@ -15,16 +15,16 @@ from starlette.types import ASGIApp
 from guichet.apis.impot_particulier import build_operations
 from guichet.db import transaction
 from guichet.federation.app import build_federation_app
-from guichet.federation.clients import register_client
+from guichet.federation.clients import declare_habilitation_client, register_client
 from guichet.federation.models import ClientKind
 from guichet.federation.server import FederationDeps
 from guichet.gateway.context import ApiDeps
 from guichet.gateway.franceconnect import FederationCheck, FederationConfig, HttpFederationCheck
-from guichet.habilitation.models import Environment
+from guichet.habilitation.models import Environment, Habilitation
 from guichet.sandbox import personas
 from tests.support.factories import Partner
 from tests.unit.gateway.support import World, open_world, refused, served
-from tests.unit.gateway.test_franceconnect import IDENTITY, ISSUER, Federation
+from tests.unit.gateway.test_franceconnect import IDENTITY, ISSUER, FakeFranceConnect, Federation
 
 DATA = "dgfip_rfr dgfip_nbpart dgfip_annee_n_moins_1"
 
@@ -49,6 +49,7 @@ class Setup:
     def citizen(self, habilitation_id: str | None, spi: str = personas.DUBOIS.spi) -> str:
         hab = uuid.UUID(habilitation_id) if habilitation_id else None
         sp = self.fed.service_provider(hab, scopes=f"{IDENTITY} {DATA}")
+        self.world.reload()  # the binding reaches the gateway through its policy snapshot
         return self.world.loop.run(self.fed.citizen_token(sp, spi, f"{IDENTITY} {DATA}"))
 
 
@@ -129,3 +130,24 @@ def test_federation_down_is_a_503_and_no_data(setup: Setup) -> None:
     )
     refused(setup.world, r, 503, "upstream_unavailable")
     assert int(r.headers["retry-after"]) > 0
+
+
+def test_a_token_below_eidas1_is_refused_and_journaled(setup: Setup) -> None:
+    """The gateway configured with another federation (here a fake FranceConnect) refuses
+    a token whose ``acr`` is below eidas1, journaled with its stable code."""
+    world = setup.world
+    fc = FakeFranceConnect(world.clock)
+    declared = "e" * 64
+    fc.tokens = {"low-level": (declared, "eidas0"), "no-level": (declared, None)}
+    with transaction(world.runtime.session_factory) as session:
+        hab = session.get(Habilitation, uuid.UUID(setup.partner.habilitation_id))
+        assert hab is not None
+        declare_habilitation_client(session, hab, declared, world.clock.now())
+    world.reload()
+    check = fc.check(world.clock)
+    app = _app_with(world, check)
+    path = f"/impotparticulier/1.0/situations/ir/assiettes/annrev/{world.year - 1}"
+    for token in fc.tokens:
+        r = setup.gateway(token, path, app=app)
+        refused(world, r, 401, "federation_acr_insufficient")
+    world.loop.run(check.aclose())

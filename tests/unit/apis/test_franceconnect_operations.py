@@ -40,7 +40,7 @@ from guichet.gateway.franceconnect import (
     FederationTokenMissing,
     IdentityPivot,
 )
-from guichet.gateway.policy import HabilitationPolicy
+from guichet.gateway.policy import HabilitationPolicy, load_snapshot
 from guichet.habilitation.models import Environment
 from guichet.records import service
 from guichet.sandbox import personas
@@ -87,10 +87,14 @@ class Setup:
         hab_id = make_habilitation(
             fed.session_factory, fed.clock.now(), data_scopes=tuple(data_scopes)
         )
-        self.hab: HabilitationPolicy = dataclasses.replace(
-            habilitation(access_modes=access_modes, data_scopes=data_scopes), id=hab_id
-        )
         self.sp = fed.service_provider(hab_id, scopes=sp_scopes)
+        with fed.session_factory() as session:  # the gateway's view: its policy snapshot
+            bound = load_snapshot(session).habilitations[hab_id].federation_clients
+        self.hab: HabilitationPolicy = dataclasses.replace(
+            habilitation(access_modes=access_modes, data_scopes=data_scopes),
+            id=hab_id,
+            federation_clients=bound,
+        )
         deps = ApiDeps(session_factory=fed.session_factory, clock=fed.clock)
         self.ops = build_operations(deps, federation={Environment.SANDBOX: fed.check()})
 

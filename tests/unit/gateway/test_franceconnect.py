@@ -22,19 +22,30 @@ import httpx
 import pytest
 from joserfc import jwe, jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from guichet.apis.impot_particulier.franceconnect import (
+    FederationClientNotHabilitated,
+    FranceConnectGate,
+)
 from guichet.clock import FrozenClock
 from guichet.db import transaction
 from guichet.demo import ensure_federation_data_provider
 from guichet.errors import UpstreamUnavailable
 from guichet.federation.app import build_federation_app
-from guichet.federation.clients import RegisteredClient, register_client, set_encryption_key
+from guichet.federation.clients import (
+    RegisteredClient,
+    declare_habilitation_client,
+    register_client,
+    set_encryption_key,
+)
 from guichet.federation.encryption import encrypt_answer
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.server import FederationDeps
+from guichet.gateway.context import ApiDeps, CallContext
 from guichet.gateway.franceconnect import (
+    FederationAcrInsufficient,
     FederationAnswerInvalid,
     FederationConfig,
     FederationTokenInvalid,
@@ -44,12 +55,14 @@ from guichet.gateway.franceconnect import (
     load_decryption_key,
     token_key,
 )
-from guichet.habilitation.models import Environment
+from guichet.gateway.policy import HabilitationPolicy, load_snapshot
+from guichet.habilitation.models import Environment, Habilitation
 from guichet.habilitation.service import (
     HabilitationSpec,
     create_habilitation,
     get_or_create_organisation,
 )
+from guichet.records.models import Person
 from guichet.runtime import Runtime
 from guichet.sandbox import personas
 from guichet.sandbox.population import seed
@@ -526,6 +539,175 @@ def test_an_answer_without_the_introspection_typ_is_refused(federation: Federati
             ).text
         with pytest.raises(FederationAnswerInvalid, match="typ"):
             await federation.check().verify(federation.seal(userinfo))
+
+    asyncio.run(run())
+
+
+# --- the real FranceConnect, by configuration -------------------------------------------
+
+
+FRANCECONNECT = "https://oidc.franceconnect.example/api/v2"
+
+
+class FakeFranceConnect:
+    """Another federation than the sandbox one, answering ``/checktoken`` as FranceConnect v2
+    does (RFC 9701 signed answer, its own ES256 key and issuer): a token is whatever
+    ``tokens`` maps it to — its service provider's ``client_id`` and its ``acr``."""
+
+    def __init__(self, clock: FrozenClock) -> None:
+        self.clock = clock
+        self.key = ECKey.generate_key("P-256", private=True, parameters={"kid": "fc-sig-1"})
+        self.provider_id, self.provider_secret = "dgfip-at-franceconnect", secrets.token_hex(16)
+        self.tokens: dict[str, tuple[str, str | None]] = {}
+
+    def answer(self, token: str) -> httpx.Response:
+        now = int(self.clock.now().timestamp())
+        if token not in self.tokens:
+            body: dict[str, Any] = {"active": False}
+        else:
+            client_id, acr = self.tokens[token]
+            body = {
+                "active": True,
+                "sub": "f" * 64 + "v1",
+                "scope": f"{IDENTITY} {DATA}",
+                "exp": now + 60,
+                "client_id": client_id,
+                "given_name": "Angela Claire Louise",
+                "family_name": "DUBOIS",
+                "birthdate": "1962-08-24",
+                "gender": "female",
+                "birthplace": "75107",
+                "birthcountry": "99100",
+            }
+            if acr is not None:
+                body["acr"] = acr
+        claims = {
+            "iss": FRANCECONNECT,
+            "aud": self.provider_id,
+            "iat": now,
+            "token_introspection": body,
+        }
+        signed = jwt.encode(
+            {"alg": "ES256", "typ": "token-introspection+jwt", "kid": "fc-sig-1"},
+            claims,
+            self.key,
+            algorithms=["ES256"],
+        )
+        return httpx.Response(
+            200, text=signed, headers={"content-type": "application/token-introspection+jwt"}
+        )
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/jwks"):
+            public = {**self.key.as_dict(private=False), "kid": "fc-sig-1", "use": "sig"}
+            return httpx.Response(200, json={"keys": [public]})
+        form = parse_qs(request.content.decode())
+        if form.get("client_secret") != [self.provider_secret]:
+            return httpx.Response(401, json={"error": "invalid_client"})
+        return self.answer(form["token"][0])
+
+    def check(self, clock: FrozenClock) -> HttpFederationCheck:
+        """The gateway's check as ``from_settings`` builds it for the real FranceConnect."""
+        return HttpFederationCheck(
+            FederationConfig(
+                checktoken_url=f"{FRANCECONNECT}/checktoken",
+                jwks_url=f"{FRANCECONNECT}/jwks",
+                issuer=FRANCECONNECT,
+                client_id=self.provider_id,
+                client_secret=self.provider_secret,
+            ),
+            clock,
+            client=httpx.AsyncClient(transport=httpx.MockTransport(self.handle)),
+        )
+
+
+def _production_context(
+    federation: Federation, hab_id: uuid.UUID
+) -> tuple[CallContext, HabilitationPolicy]:
+    with federation.session_factory() as session:
+        policy = load_snapshot(session).habilitations[hab_id]
+    ctx = CallContext(
+        environment=Environment.PRODUCTION,
+        correlation_id=str(uuid.uuid4()),
+        source_ip="127.0.0.1",
+        now=federation.clock.now(),
+        method="GET",
+        path="/impotparticulier/1.0/situations/ir/assiettes/annrev/2025",
+        habilitation=policy,
+    )
+    return ctx, policy
+
+
+def test_a_real_franceconnect_client_declared_for_the_habilitation_is_accepted(
+    federation: Federation,
+) -> None:
+    """Production trusts the real FranceConnect (configured, not the sandbox federation):
+    its tokens are accepted when issued to the client_id the habilitation declared — a
+    client the sandbox federation has never heard of — and refused otherwise."""
+    now = federation.clock.now()
+    hab_id = make_habilitation(federation.session_factory, now, environment=Environment.PRODUCTION)
+    other_id = make_habilitation(
+        federation.session_factory, now, environment=Environment.PRODUCTION, siret="21000000620000"
+    )
+    declared, foreign = "a" * 64, "b" * 64
+    with transaction(federation.session_factory) as session:
+        persons, _ = personas.rows("production", now.year)
+        session.execute(insert(Person), persons)
+        hab, other = session.get(Habilitation, hab_id), session.get(Habilitation, other_id)
+        assert hab is not None
+        assert other is not None
+        declare_habilitation_client(session, hab, declared, now)
+        declare_habilitation_client(session, other, foreign, now)
+        assert session.get(FederationClient, declared) is None  # not a sandbox client
+    fc = FakeFranceConnect(federation.clock)
+    fc.tokens = {"mine": (declared, "eidas1"), "theirs": (foreign, "eidas1")}
+    fc.tokens["unknown-client"] = ("c" * 64, "eidas2")
+    check = fc.check(federation.clock)
+    federation.checks.append(check)
+    gate = FranceConnectGate(
+        ApiDeps(federation.session_factory, federation.clock), {Environment.PRODUCTION: check}
+    )
+    ctx, policy = _production_context(federation, hab_id)
+    assert policy.federation_clients == frozenset({declared})
+    wanted = frozenset({"dgfip_rfr", "dgfip_nbpart"})
+
+    async def run() -> None:
+        who = await gate.identify(ctx, "mine", wanted, now.year - 1)
+        assert who.spi == personas.DUBOIS.spi
+        for token in ("theirs", "unknown-client"):
+            with pytest.raises(FederationClientNotHabilitated):
+                await gate.identify(ctx, token, wanted, now.year - 1)
+
+    asyncio.run(run())
+
+
+def test_a_token_below_eidas1_gives_no_data(federation: Federation) -> None:
+    """FranceConnect's levels are eidas1 (low), eidas2, eidas3: anything else — no acr,
+    eidas0, a made-up value — is refused with a stable code, and never cached."""
+    fc = FakeFranceConnect(federation.clock)
+    fc.tokens = {
+        "low": ("a" * 64, "eidas1"),
+        "substantial": ("a" * 64, "eidas2"),
+        "high": ("a" * 64, "eidas3"),
+        "none": ("a" * 64, None),
+        "zero": ("a" * 64, "eidas0"),
+        "made-up": ("a" * 64, "eidas9"),
+        "wrong-type": ("a" * 64, "EIDAS1"),
+    }
+    check = fc.check(federation.clock)
+    federation.checks.append(check)
+
+    async def run() -> None:
+        for token in ("low", "substantial", "high"):
+            assert (await check.check(token)).acr == fc.tokens[token][1]
+        for token in ("none", "zero", "made-up", "wrong-type"):
+            sent = check.checks_sent
+            for _ in range(2):  # refused each time: a refusal is not cached
+                with pytest.raises(FederationAcrInsufficient) as caught:
+                    await check.check(token)
+                assert caught.value.code == "federation_acr_insufficient"
+                assert caught.value.status == 401
+            assert check.checks_sent == sent + 2
 
     asyncio.run(run())
 

@@ -10,14 +10,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.testclient import TestClient
 
 from guichet.clock import FrozenClock
 from guichet.db import transaction
-from guichet.federation.clients import register_client
+from guichet.federation.app import build_federation_app
+from guichet.federation.clients import declare_habilitation_client, register_client
 from guichet.federation.models import ClientKind, FederationClient
+from guichet.federation.server import FederationDeps
 from guichet.gateway.policy import load_snapshot, read_generation
 from guichet.habilitation.lifecycle import RequestNotFound, TransitionRefused
-from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
+from guichet.habilitation.models import (
+    Environment,
+    Habilitation,
+    HabilitationFederationClient,
+    HabilitationStatus,
+    Organisation,
+)
 from guichet.habilitation.request_models import (
     CredentialDelivery,
     HabilitationRequest,
@@ -35,6 +44,7 @@ from guichet.habilitation.requests import (
     submit,
     validate,
 )
+from guichet.habilitation.service import HabilitationSpec, create_habilitation
 from guichet.habilitation.validation import Block
 from guichet.mail.outbox import Outbox, OutboxMailer
 from guichet.oauth.models import Client
@@ -50,6 +60,8 @@ from tests.unit.habilitation.support import (
     user,
     validated,
 )
+
+FEDERATION = "http://127.0.0.1:8600"
 
 
 @pytest.fixture
@@ -265,6 +277,40 @@ def test_franceconnect_mode_registers_or_binds_the_federation_client(
         row = s.get(FederationClient, existing.client_id)
         assert row is not None
         assert row.habilitation_id == issued_b.habilitation_id
+        # Bound, the CLI-made client carries the habilitation's data and year scopes (it was
+        # registered with openid and the identity scopes only)…
+        assert {"dgfip_rfr", "dgfip_nbpart", "dgfip_annee_n_moins_1"} <= set(row.scopes)
+        assert "openid" in row.scopes
+    # …so the sandbox federation lets it ask the citizen for them at /authorize.
+    federation = build_federation_app(
+        FederationDeps(
+            issuer=FEDERATION, session_factory=session_factory, master=master_secret, clock=clock
+        )
+    )
+    query = {
+        "response_type": "code",
+        "client_id": existing.client_id,
+        "redirect_uri": "https://b.example/cb",
+        "scope": "openid given_name dgfip_rfr dgfip_nbpart dgfip_annee_n_moins_1",
+        "state": "s" * 32,
+        "nonce": "n" * 32,
+        "acr_values": "eidas1",
+    }
+    with TestClient(federation, base_url=FEDERATION) as browser:
+        answer = browser.get("/authorize", params=query, follow_redirects=False)
+        assert answer.status_code == 302, answer.text
+        assert answer.headers["location"].startswith(FEDERATION), answer.headers["location"]
+        # A scope beyond the habilitation is still refused.
+        beyond = browser.get(
+            "/authorize",
+            params={**query, "scope": "openid dgfip_rfr dgfip_pac dgfip_annee_n_moins_1"},
+            follow_redirects=False,
+        )
+        assert beyond.headers["location"].startswith("https://b.example/cb?")
+        assert "error=invalid_scope" in beyond.headers["location"]
+    with session_factory() as s:
+        policy = load_snapshot(s).habilitations[issued_b.habilitation_id]
+        assert existing.client_id in policy.federation_clients
 
 
 def test_production_follows_a_validated_sandbox_request(
@@ -376,3 +422,81 @@ def test_the_technical_contact_must_still_be_a_verified_member(
             )
         assert s.scalars(select(Habilitation)).all() == []
     assert uuid.UUID(str(request.id))
+
+
+def test_a_real_franceconnect_client_id_is_recorded_for_the_gateway(
+    session_factory: sessionmaker[Session],
+    world: World,
+    cert_pem: str,
+    clock: FrozenClock,
+    master_secret: MasterSecret,
+    uploads_dir: Path,
+) -> None:
+    """In production the declared client_id is the real FranceConnect's: unknown to the
+    sandbox federation, it is recorded on the habilitation and reaches the gateway's
+    policy; another organisation's client_id is refused."""
+    real, taken = "a" * 64, "b" * 64
+    with transaction(session_factory) as s:
+        data = complete_data(cert_pem)
+        data["perimeter"]["access_modes"] = ["franceconnect"]
+        data["technical"]["federation_redirect_uris"] = ["https://qf.ville-a.fr/callback"]
+        from guichet.habilitation.requests import start_request
+
+        applicant = user(s, world.applicant)
+        sandbox = start_request(s, applicant, world.org_a, now=clock.now())
+        fill(s, sandbox, applicant, data, clock.now())
+        sandbox_issued = validated(s, world, sandbox, clock.now(), master_secret)
+        # Organisation B already declared ``taken`` for one of its habilitations.
+        org_b = s.get(Organisation, world.org_b)
+        assert org_b is not None
+        hab_b = create_habilitation(
+            s,
+            org_b,
+            HabilitationSpec(
+                demarche="Autre démarche",
+                environment=Environment.PRODUCTION,
+                apis=["impot_particulier"],
+                access_modes=["franceconnect"],
+                data_scopes=["dgfip_rfr"],
+                year_scopes=["dgfip_annee_n_moins_1"],
+                ip_ranges=["127.0.0.1/32"],
+                certificates_pem=[cert_pem],
+            ),
+            actor="tests",
+            now=clock.now(),
+        )
+        declare_habilitation_client(s, hab_b, taken, clock.now())
+        request = production_request(s, world, sandbox, uploads_dir, clock.now())
+        technical = copy.deepcopy(request.data["technical"])
+        technical["federation_client_id"] = taken
+        save_block(s, request, applicant, Block.TECHNICAL, technical, now=clock.now())
+        submit(s, request, applicant, now=clock.now())
+        with pytest.raises(RequestInvalid) as refused:
+            validate(
+                s, request, user(s, world.instructor), "OK", now=clock.now(), master=master_secret
+            )
+        assert refused.value.errors[0].field == "technical.federation_client_id"
+        request.status = RequestStatus.DRAFT
+        technical["federation_client_id"] = real
+        save_block(s, request, applicant, Block.TECHNICAL, technical, now=clock.now())
+        submit(s, request, applicant, now=clock.now())
+        issued = validate(
+            s, request, user(s, world.instructor), "OK", now=clock.now(), master=master_secret
+        )
+        assert issued.federation_client_id == real
+        assert s.get(FederationClient, real) is None  # nothing registered at the sandbox
+    with session_factory() as s:
+        snapshot = load_snapshot(s)
+        production = snapshot.habilitations[issued.habilitation_id]
+        assert production.federation_clients == frozenset({real})
+        sandbox_policy = snapshot.habilitations[sandbox_issued.habilitation_id]
+        assert real not in sandbox_policy.federation_clients
+        assert sandbox_issued.federation_client_id in sandbox_policy.federation_clients
+        rows = s.scalars(
+            select(HabilitationFederationClient).where(
+                HabilitationFederationClient.client_id == real
+            )
+        ).all()
+        assert [(r.habilitation_id, r.environment) for r in rows] == [
+            (issued.habilitation_id, Environment.PRODUCTION)
+        ]

@@ -5,9 +5,10 @@ After the gateway's chain and ``authorize`` (access mode ``franceconnect``, data
 years), ``FranceConnectGate.identify`` checks the token with the federation and decides:
 
 1. the token is active (``gateway.franceconnect``: RFC 9701 answer, verified);
-2. it was issued to a federation client of the calling partner's habilitation: the
-   sandbox federation's client table (``federation_client.habilitation_id``, read-only)
-   must bind the token's ``client_id`` to ``ctx.habilitation.id``; else 403
+2. it was issued to a federation client of the calling partner's habilitation: the token's
+   ``client_id`` must be one of the habilitation's federation clients in the policy
+   snapshot (declared with the request — the real FranceConnect's or the sandbox's — or
+   bound at the sandbox federation; ``federation_client_habilitation``); else 403
    ``federation_client_not_habilitated``;
 3. its scopes cover the data this call returns — the habilitation's data scopes of the
    resource, and the requested revenue year (the citizen consented to both); else 403
@@ -49,7 +50,6 @@ from guichet.errors import (
     UpstreamUnavailable,
     YearNotGranted,
 )
-from guichet.federation.models import ClientKind, FederationClient
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext
 from guichet.gateway.franceconnect import (
     RETRY_AFTER,
@@ -120,17 +120,11 @@ def check_year(hab: HabilitationPolicy, ctx: CallContext, annrev: int | None, fi
 # --- read-only lookups -----------------------------------------------------------------
 
 
-def federation_client_habilitation(conn: Connection, client_id: str) -> uuid.UUID | None:
-    """The habilitation a federation service provider belongs to (sandbox federation's
-    client table, read-only); None for an unknown, disabled or data-provider client."""
-    row = conn.execute(
-        select(FederationClient.habilitation_id).where(
-            FederationClient.client_id == client_id,
-            FederationClient.kind == ClientKind.SERVICE_PROVIDER,
-            FederationClient.disabled.is_(False),
-        )
-    ).first()
-    return row.habilitation_id if row is not None else None
+def federation_client_habilitation(hab: HabilitationPolicy, client_id: str) -> uuid.UUID | None:
+    """``hab``'s id when ``client_id`` is one of its federation clients (the snapshot's
+    ``federation_clients``, whatever federation the environment is configured with); None
+    otherwise (another partner's, unknown, disabled or data-provider client)."""
+    return hab.id if client_id in hab.federation_clients else None
 
 
 def persons_of_pivot(conn: Connection, store: str, pivot: IdentityPivot) -> list[str]:
@@ -196,20 +190,18 @@ class FranceConnectGate:
         identity = await check.check(token)
         store = ctx.environment.value
 
-        def lookup() -> tuple[uuid.UUID | None, list[str]]:
-            with self._deps.engine.connect() as conn:
-                owner = federation_client_habilitation(conn, identity.client_id)
-                if owner != hab.id:
-                    return owner, []
-                return owner, persons_of_pivot(conn, store, identity.pivot)
-
-        owner, spis = await asyncio.to_thread(lookup)
-        if owner != hab.id:
+        if federation_client_habilitation(hab, identity.client_id) != hab.id:
             event(log, "franceconnect:client_refused", client_id=identity.client_id)
             raise FederationClientNotHabilitated(
                 "Le jeton FranceConnect a été émis pour un service qui n'appartient pas à "
                 "cette habilitation."
             )
+
+        def lookup() -> list[str]:
+            with self._deps.engine.connect() as conn:
+                return persons_of_pivot(conn, store, identity.pivot)
+
+        spis = await asyncio.to_thread(lookup)
         missing = sorted(data_scopes - identity.scopes)
         if missing:
             raise FederationScopeNotGranted(
