@@ -107,6 +107,8 @@ class Platform:
             trusted_proxies=list(settings.trusted_proxies),
             client_cert_header=settings.client_cert_header,
             token_lifetime=settings.token_lifetime,
+            trust_store=trust,
+            journal=self.journal,
         )
         return build_gateway_app(deps, token_routes(oauth))
 

@@ -6,20 +6,12 @@ and raises one domain error; quota, backend and journal follow in ``gateway.app`
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.verification import (
-    Criticality,
-    ExtensionPolicy,
-    PolicyBuilder,
-    Store,
-    VerificationError,
-)
 
 from guichet import errors
 from guichet.gateway.context import CallContext
@@ -28,6 +20,7 @@ from guichet.habilitation.models import HabilitationStatus
 from guichet.oauth.keys import verification_keys
 from guichet.oauth.rfc8705 import check_binding
 from guichet.oauth.tokens import verify_access_token
+from guichet.pki.verify import ChainVerifier
 
 
 @dataclass
@@ -44,11 +37,7 @@ class ControlChain:
     def __init__(self, cache: PolicyCache, config: ChainConfig) -> None:
         self.cache = cache
         self.config = config
-        self._policy = (
-            _client_policy(Store(list(config.trust_store))) if config.trust_store else None
-        )
-        # Thumbprint → whether it chains to the trust store (dates are checked per call).
-        self._chained: dict[str, bool] = {}
+        self._verifier = ChainVerifier(config.trust_store)
         self._keys: tuple[int, dict[str, dict[str, Any]]] = (-1, {})
 
     def _verification_keys(self, snapshot: Snapshot) -> dict[str, dict[str, Any]]:
@@ -87,27 +76,14 @@ class ControlChain:
         # the trust store is checked here, for direct and proxied calls alike (cached).
         self_signed = all(c.certificates[ctx.cert_thumbprint].self_signed for c in candidates)
         if (
-            self._policy is not None
+            self._verifier.configured
             and not self_signed
-            and not self._chains(cert, ctx.cert_thumbprint, ctx.now)
+            and not self._verifier.chains(cert, ctx.cert_thumbprint, ctx.now)
         ):
             raise errors.CertificateUntrusted(
                 "Le certificat client n'est pas émis par une autorité de confiance."
             )
         return candidates
-
-    def _chains(self, cert: x509.Certificate, thumbprint: str, now: dt.datetime) -> bool:
-        assert self._policy is not None
-        if thumbprint not in self._chained:
-            # A verifier validates at the time it is built with: build it for this call, or
-            # a certificate issued after start-up is "not valid at validation time".
-            verifier = self._policy.time(now).build_client_verifier()
-            try:
-                verifier.verify(cert, [])
-                self._chained[thumbprint] = True
-            except VerificationError:
-                self._chained[thumbprint] = False
-        return self._chained[thumbprint]
 
     # 2. source IP [000 §4 (2)]
     def check_source_ip(self, ctx: CallContext, candidates: Sequence[HabilitationPolicy]) -> None:
@@ -182,19 +158,6 @@ class ControlChain:
             raise errors.ScopeNotGranted(
                 f"Le jeton ne porte pas la portée {ctx.operation.resource_scope}."
             )
-
-
-def _client_policy(store: Store) -> PolicyBuilder:
-    """RFC 5280 path validation against the trust store; partner certificates (RGS) often
-    carry no subjectAltName, so WebPKI's end-entity rules minus that one."""
-    end_entity = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
-    )
-    return (
-        PolicyBuilder()
-        .store(store)
-        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=end_entity)
-    )
 
 
 def load_trust_store(path: Path | None) -> list[x509.Certificate]:

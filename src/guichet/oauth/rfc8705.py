@@ -2,11 +2,13 @@
 
 Guichet pins every client certificate on the habilitation by its SHA-256 thumbprint, so
 both client authentication methods check the presented certificate against that pinned
-set; they differ in where trust comes from (a PKI chain, or the pin alone).
+set; they differ in where trust comes from (a PKI chain validated here against the trust
+store, or the pin alone).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 from collections.abc import Collection, Mapping
 from typing import Any, Final
@@ -18,6 +20,7 @@ from guichet.errors import (
 )
 from guichet.gateway.edge import PresentedCertificate
 from guichet.pki.certificates import is_self_signed
+from guichet.pki.verify import ChainVerifier
 
 X5T_S256: Final = "x5t#S256"
 
@@ -57,15 +60,22 @@ def _declared(presented: PresentedCertificate, declared_thumbprints: Collection[
         )
 
 
-def tls_client_auth(presented: PresentedCertificate, declared_thumbprints: Collection[str]) -> None:
+def tls_client_auth(
+    presented: PresentedCertificate,
+    declared_thumbprints: Collection[str],
+    verifier: ChainVerifier,
+    now: dt.datetime,
+) -> None:
     """RFC 8705 §2.1, PKI method: it "relies on a validated certificate chain [RFC5280] and a
     single subject distinguished name (DN) or a single subject alternative name (SAN) to
     authenticate the client".
 
-    The chain is validated by the TLS layer (or the trusted proxy) against the configured
-    partner CAs; here the certificate must not be self-signed (that is §2.2's method) and must
-    be one declared on the habilitation — a pin on the whole certificate, stricter than
-    matching its subject DN alone.
+    The certificate must not be self-signed (that is §2.2's method), must be one declared on
+    the habilitation — a pin on the whole certificate, stricter than matching its subject DN
+    alone — and must chain to the trust store at ``now``. The chain is validated here, not
+    left to the TLS layer: pinned certificates complete the handshake as themselves (so that
+    §2.2 works), and a proxy passes on whatever it received. Without a trust store there is
+    no chain to validate, so the method is refused.
     """
     if is_self_signed(presented.certificate):
         raise CertificateUntrusted(
@@ -73,6 +83,12 @@ def tls_client_auth(presented: PresentedCertificate, declared_thumbprints: Colle
             "pas un certificat autosigné."
         )
     _declared(presented, declared_thumbprints)
+    if not verifier.configured or not verifier.chains(
+        presented.certificate, presented.thumbprint, now
+    ):
+        raise CertificateUntrusted(
+            "Le certificat client n'est pas émis par une autorité de confiance."
+        )
 
 
 def self_signed_tls_client_auth(

@@ -6,15 +6,18 @@ already-read form, renders responses, and looks clients up in the database. Auth
 the protocol: grant dispatch, ``client_secret_basic`` / ``client_secret_post``, RFC 6749 §5.2
 errors, RFC 7662 introspection and RFC 7009 revocation. Guichet adds the RFC 8705 methods
 (``rfc8705``), the rule that a declared client certificate is presented at every endpoint,
-and JWT access tokens bound to it (``tokens``).
+and JWT access tokens bound to it (``tokens``). Like every gateway response, each answer
+carries ``X-Correlation-ID``; refusals at ``/token`` are journaled.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, cast
 from urllib.parse import parse_qsl
@@ -36,6 +39,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_li
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from cryptography import x509
 from joserfc.jwk import ECKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -47,15 +51,19 @@ from starlette.routing import BaseRoute, Route
 
 from guichet.catalog.products import RESOURCE_SCOPES
 from guichet.clock import Clock, utc
-from guichet.errors import GuichetError
-from guichet.gateway.edge import Network, PresentedCertificate, client_certificate
+from guichet.errors import GuichetError, JournalUnavailable
+from guichet.gateway.app import _correlation_id as gateway_correlation_id
+from guichet.gateway.edge import Network, PresentedCertificate, client_certificate, client_ip
 from guichet.gateway.policy import PolicyCache, bump_generation
 from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
+from guichet.journal.service import JournalEntry, JournalWriter
+from guichet.logs import event
 from guichet.oauth import keys as signing_keys
 from guichet.oauth import rfc8705
 from guichet.oauth.clients import AUTH_METHODS
 from guichet.oauth.models import Client, RevokedToken, SigningKey
 from guichet.oauth.tokens import issue_access_token, verify_access_token
+from guichet.pki.verify import ChainVerifier
 from guichet.secrets import MasterSecret, check_secret
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,7 @@ log = logging.getLogger(__name__)
 GRANT_TYPE: Final = "client_credentials"
 _MAX_BODY: Final = 16 * 1024
 _FORM: Final = "application/x-www-form-urlencoded"
+_ANY_METHOD: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # RFC 6749 §5.2 error_description (ASCII only) for the errors Authlib raises without one.
 _DESCRIPTIONS: Final = {
     "unsupported_grant_type": "Only grant_type=client_credentials is supported.",
@@ -88,6 +97,15 @@ class OAuthDeps:
     client_cert_header: str = "Client-Cert"
     token_lifetime: int = 3600
     service_documentation: str | None = None
+    # RFC 8705 §2.1: the CAs a tls_client_auth certificate must chain to (the gateway's own
+    # trust store); empty, that method is refused (no chain can be validated).
+    trust_store: Sequence[x509.Certificate] = ()
+    # Where refusals at /token are recorded, as the gateway records refused calls.
+    journal: JournalWriter | None = None
+
+
+# (client id, habilitation id, partner id) of a refused token request, when known.
+_Identity = tuple[str | None, uuid.UUID | None, uuid.UUID | None]
 
 
 # --- Authlib models ------------------------------------------------------------------
@@ -109,6 +127,7 @@ class _Client(ClientMixin):  # type: ignore[misc]
     auth_methods: frozenset[str]
     secret_hash: str | None
     habilitation_id: uuid.UUID
+    organisation_id: uuid.UUID
     habilitation_environment: Environment
     habilitation_status: HabilitationStatus
     valid_from: dt.datetime
@@ -159,11 +178,13 @@ class _Request(OAuth2Request):  # type: ignore[misc]
         headers: Mapping[str, str],
         form: dict[str, str],
         certificate: PresentedCertificate | None,
+        correlation_id: str = "",
     ) -> None:
         super().__init__(method, uri, headers=headers)
         self._form = form
         self.payload = BasicOAuth2Payload(form)
         self.certificate = certificate
+        self.correlation_id = correlation_id
         self.auth_failure: str | None = None
 
     @property
@@ -186,6 +207,12 @@ def _carries_secret(request: _Request) -> bool:
     request" — a request with a secret is judged on that secret alone."""
     basic_id, _ = extract_basic_authorization(request.headers)
     return bool(basic_id) or "client_secret" in request.form
+
+
+def _claimed_client_id(request: _Request) -> str | None:
+    """The client id the request names, authenticated or not (form, else Basic)."""
+    basic_id, _ = extract_basic_authorization(request.headers)
+    return request.form.get("client_id") or basic_id or None
 
 
 def _mtls_method(
@@ -295,11 +322,17 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         super().__init__(scopes_supported=sorted(RESOURCE_SCOPES))
         self.deps = deps
         self._private_keys: dict[str, ECKey] = {}
+        # The gateway's chain validation (``guichet.pki.verify``), at the request's time.
+        self.verifier = ChainVerifier(deps.trust_store)
         self.register_grant(_ClientCredentialsGrant)
         self.register_endpoint(_Introspection)
         self.register_endpoint(_Revocation)
+
+        def pki_method(presented: PresentedCertificate, declared: Any) -> None:
+            rfc8705.tls_client_auth(presented, declared, self.verifier, deps.clock.now())
+
         self.register_client_auth_method(
-            "tls_client_auth", _mtls_method("tls_client_auth", rfc8705.tls_client_auth)
+            "tls_client_auth", _mtls_method("tls_client_auth", pki_method)
         )
         self.register_client_auth_method(
             "self_signed_tls_client_auth",
@@ -320,12 +353,14 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
     def handle_error_response(self, request: _Request | None, error: OAuth2Error) -> Response:
         if not error.description:
             error.description = _DESCRIPTIONS.get(error.error, "The request was refused.")
-        log.info(
-            "oauth:request:refused environment=%s error=%s status=%s client_id=%s",
-            self.deps.environment.value,
-            error.error,
-            error.status_code,
-            (request.client.client_id if request is not None and request.client else None),
+        event(
+            log,
+            "oauth:request:refused",
+            environment=self.deps.environment.value,
+            error=error.error,
+            status=error.status_code,
+            client_id=request.client.client_id if request is not None and request.client else None,
+            correlation_id=request.correlation_id if request is not None else None,
         )
         return super().handle_error_response(request, error)  # type: ignore[no-any-return]
 
@@ -363,6 +398,7 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
                 auth_methods=frozenset(row.auth_methods),
                 secret_hash=row.secret_hash,
                 habilitation_id=hab.id,
+                organisation_id=hab.organisation_id,
                 habilitation_environment=hab.environment,
                 habilitation_status=hab.status,
                 valid_from=utc(hab.valid_from),
@@ -405,6 +441,26 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
                 status_code=401, description="The client certificate is outside its validity dates."
             )
         return client
+
+    def refused_identity(self, request: _Request) -> _Identity:
+        """(client id, habilitation, partner) of a refused /token request, for its journal
+        record: the authenticated client, else the client the request names if it exists
+        (an id nobody holds is not recorded: it may be anything the caller typed)."""
+        if request.client is not None:
+            c: _Client = request.client
+            return c.client_id, c.habilitation_id, c.organisation_id
+        claimed = _claimed_client_id(request)
+        if not claimed:
+            return None, None, None
+        with self.deps.session_factory() as session:
+            row = session.execute(
+                select(Client.client_id, Habilitation.id, Habilitation.organisation_id)
+                .join(Habilitation, Habilitation.id == Client.habilitation_id)
+                .where(Client.client_id == claimed)
+            ).first()
+        if row is None:
+            return None, None, None
+        return row[0], row[1], row[2]
 
     def check_habilitation(self, client: _Client) -> None:
         """Tokens only for a habilitation that is active, in this environment, within its dates."""
@@ -498,6 +554,8 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         try:
             with deps.session_factory() as session, session.begin():
                 if session.get(RevokedToken, claims["jti"]) is not None:
+                    if claims["jti"] not in deps.cache.snapshot.revoked_jtis:
+                        deps.cache.reload()  # revoked through another worker, not yet polled
                     return
                 session.add(
                     RevokedToken(
@@ -510,7 +568,10 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
                 )
                 bump_generation(session)
         except IntegrityError:
-            return  # revoked concurrently: the outcome is the same
+            pass  # revoked concurrently: the outcome is the same
+        # This worker refuses the token on its very next call, without waiting for its
+        # poller; the other workers follow through the generation just bumped (≤ 0.2 s).
+        deps.cache.reload()
         log.info(
             "oauth:token:revoked environment=%s client_id=%s jti=%s",
             deps.environment.value,
@@ -564,7 +625,7 @@ def token_routes(deps: OAuthDeps) -> list[BaseRoute]:
     document = metadata(deps)  # validated once, at start-up
     base = deps.issuer.rstrip("/")
 
-    async def read(request: Request) -> _Request | Response:
+    async def read(request: Request, correlation_id: str) -> _Request | Response:
         try:
             certificate = client_certificate(
                 cast(dict[str, Any], request.scope), deps.trusted_proxies, deps.client_cert_header
@@ -579,17 +640,94 @@ def token_routes(deps: OAuthDeps) -> list[BaseRoute]:
         form = await _read_form(request)
         if isinstance(form, OAuth2Error):
             return server.handle_error_response(None, form)
-        return _Request(request.method, base + request.url.path, request.headers, form, certificate)
+        return _Request(
+            request.method,
+            base + request.url.path,
+            request.headers,
+            form,
+            certificate,
+            correlation_id,
+        )
 
-    def endpoint(run: Callable[[_Request], Response]) -> Callable[[Request], Any]:
-        async def handle(request: Request) -> Response:
-            parsed = await read(request)
+    def endpoint(
+        run: Callable[[_Request], Response], *, journaled: bool = False
+    ) -> Callable[[Request, str], Awaitable[Response]]:
+        async def handle(request: Request, correlation_id: str) -> Response:
+            started = time.perf_counter()
+            at = deps.clock.now()
+            parsed = await read(request, correlation_id)
+            response: Response
+            identity: _Identity = (None, None, None)
             if isinstance(parsed, Response):
-                return parsed
-            # Authlib is synchronous and the handlers read the database.
-            return await run_in_threadpool(run, parsed)
+                response = parsed
+            else:
+                # Authlib is synchronous and the handlers read the database.
+                response, identity = await run_in_threadpool(_answer, run, parsed, journaled)
+            if journaled and response.status_code >= 400:
+                await _journal_refusal(request, correlation_id, response, identity, at, started)
+            return response
 
         return handle
+
+    def _answer(
+        run: Callable[[_Request], Response], r: _Request, journaled: bool
+    ) -> tuple[Response, _Identity]:
+        response = run(r)
+        if journaled and response.status_code >= 400:
+            return response, server.refused_identity(r)
+        return response, (None, None, None)
+
+    async def _journal_refusal(
+        request: Request,
+        correlation_id: str,
+        response: Response,
+        identity: _Identity,
+        at: dt.datetime,
+        started: float,
+    ) -> None:
+        """A refusal at /token is journaled like a refused API call: who (when known), from
+        where, with which certificate, and the RFC 6749 §5.2 error code as the outcome."""
+        if deps.journal is None:
+            return
+        client_id, habilitation_id, partner_id = identity
+        try:
+            outcome = str(json.loads(bytes(response.body))["error"])[:64]
+        except (ValueError, KeyError, TypeError):
+            outcome = "invalid_request"
+        scope = cast(dict[str, Any], request.scope)
+        try:
+            presented = client_certificate(scope, deps.trusted_proxies, deps.client_cert_header)
+        except GuichetError:
+            presented = None
+        entry = JournalEntry(
+            id=uuid.uuid4(),
+            at=at,
+            environment=deps.environment.value,
+            correlation_id=correlation_id,
+            partner_id=partner_id,
+            habilitation_id=habilitation_id,
+            client_id=client_id,
+            api=None,
+            operation="POST /token",
+            source_ip=client_ip(scope, deps.trusted_proxies),
+            cert_thumbprint=presented.thumbprint if presented else None,
+            subject=None,
+            data_scopes=[],
+            outcome=outcome,
+            http_status=response.status_code,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        try:
+            await deps.journal.append(entry)
+        except JournalUnavailable:
+            # The answer is a refusal either way: nothing to fail closed on; said loudly.
+            event(
+                log,
+                "oauth.journal_unavailable",
+                logging.ERROR,
+                correlation_id=correlation_id,
+                outcome=outcome,
+            )
 
     def introspect(r: _Request) -> Response:
         return server.create_endpoint_response(_Introspection.ENDPOINT_NAME, r)  # type: ignore[no-any-return]
@@ -597,10 +735,10 @@ def token_routes(deps: OAuthDeps) -> list[BaseRoute]:
     def revoke(r: _Request) -> Response:
         return server.create_endpoint_response(_Revocation.ENDPOINT_NAME, r)  # type: ignore[no-any-return]
 
-    async def well_known(request: Request) -> Response:
+    async def well_known(request: Request, correlation_id: str) -> Response:
         return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
 
-    async def jwks(request: Request) -> Response:
+    async def jwks(request: Request, correlation_id: str) -> Response:
         body = signing_keys.jwks(deps.cache.snapshot, deps.environment)
         return JSONResponse(
             body,
@@ -609,12 +747,43 @@ def token_routes(deps: OAuthDeps) -> list[BaseRoute]:
         )
 
     return [
-        Route("/token", endpoint(server.create_token_response), methods=["POST"]),
-        Route("/introspect", endpoint(introspect), methods=["POST"]),
-        Route("/revoke", endpoint(revoke), methods=["POST"]),
-        Route("/jwks", jwks, methods=["GET"]),
-        Route("/.well-known/oauth-authorization-server", well_known, methods=["GET"]),
+        _route("/token", "POST", endpoint(server.create_token_response, journaled=True)),
+        _route("/introspect", "POST", endpoint(introspect)),
+        _route("/revoke", "POST", endpoint(revoke)),
+        _route("/jwks", "GET", jwks),
+        _route("/.well-known/oauth-authorization-server", "GET", well_known),
     ]
+
+
+def _route(path: str, method: str, handler: Callable[[Request, str], Awaitable[Response]]) -> Route:
+    """A route whose every answer, 405 included, carries ``X-Correlation-ID`` as the
+    gateway's do: the caller's if it is a UUID, else a fresh one.
+
+    Unlike an API call, a malformed id is not refused here (400): OAuth client libraries
+    send no such header and may add a tracing id of their own format, and a token request
+    is not an exchange of data; the caller sees the id that was used instead and the log
+    says it was replaced.
+    """
+    allowed = {method, "HEAD"} if method == "GET" else {method}
+
+    async def endpoint(request: Request) -> Response:
+        correlation_id, valid = gateway_correlation_id(request)
+        if not valid and request.headers.get("x-correlation-id") is not None:
+            event(log, "oauth:correlation_id_replaced", path=path, correlation_id=correlation_id)
+        if request.method not in allowed:
+            # RFC 6749 §3.2: "The client MUST use the HTTP "POST" method" at /token.
+            response: Response = JSONResponse(
+                {"error": "invalid_request", "error_description": f"Use {method}."},
+                status_code=405,
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
+        else:
+            response = await handler(request, correlation_id)
+        response.headers["X-Correlation-ID"] = correlation_id
+        return response
+
+    # Every method reaches ``endpoint``, which answers 405 itself, with the id.
+    return Route(path, endpoint, methods=_ANY_METHOD)
 
 
 async def _read_form(request: Request) -> dict[str, str] | OAuth2Error:

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
 from guichet.gateway.edge import thumbprint
@@ -44,6 +44,19 @@ class Issued:
         return self.cert.issuer == self.cert.subject
 
 
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
@@ -58,7 +71,10 @@ def _build(
     not_before: dt.datetime,
     not_after: dt.datetime,
 ) -> x509.Certificate:
-    return (
+    # The extensions RFC 5280 path validation (``guichet.pki.verify``) requires.
+    usage = {name: False for name in _KEY_USAGES}
+    usage["key_cert_sign" if ca else "digital_signature"] = True
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
         .issuer_name(issuer_name)
@@ -67,8 +83,17 @@ def _build(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(signer, hashes.SHA256())
+        .add_extension(x509.KeyUsage(**usage), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+        )
     )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    return builder.sign(signer, hashes.SHA256())
 
 
 def make_ca(cn: str = "Guichet Test CA") -> Issued:

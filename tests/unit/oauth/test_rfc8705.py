@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -10,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from guichet.errors import CertificateNotDeclared, CertificateUntrusted, TokenCertificateMismatch
 from guichet.gateway.edge import PresentedCertificate
 from guichet.oauth import rfc8705
+from guichet.pki.verify import ChainVerifier
 from tests.unit.oauth.support import NOT_AFTER, NOT_BEFORE, Issued, issue, make_ca, self_signed
 
 
@@ -64,14 +67,35 @@ def test_same_subject_and_issuer_but_foreign_signature_is_not_self_signed() -> N
     assert not rfc8705.is_self_signed(cert)
 
 
+NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+
+
 def test_tls_client_auth_needs_a_declared_ca_issued_certificate() -> None:
     ca = make_ca()
+    verifier = ChainVerifier([ca.cert])
     leaf, pinned_self = issue(ca, "partner"), self_signed("partner")
-    rfc8705.tls_client_auth(presented(leaf), {leaf.thumbprint})
+    rfc8705.tls_client_auth(presented(leaf), {leaf.thumbprint}, verifier, NOW)
     with pytest.raises(CertificateNotDeclared):
-        rfc8705.tls_client_auth(presented(leaf), {pinned_self.thumbprint})
+        rfc8705.tls_client_auth(presented(leaf), {pinned_self.thumbprint}, verifier, NOW)
     with pytest.raises(CertificateUntrusted):
-        rfc8705.tls_client_auth(presented(pinned_self), {pinned_self.thumbprint})
+        rfc8705.tls_client_auth(presented(pinned_self), {pinned_self.thumbprint}, verifier, NOW)
+
+
+def test_tls_client_auth_validates_the_chain() -> None:
+    """RFC 8705 §2.1: "relies on a validated certificate chain [RFC5280]"."""
+    ca, rogue_ca = make_ca(), make_ca("Rogue CA")
+    verifier = ChainVerifier([ca.cert])
+    rogue = issue(rogue_ca, "partner")  # declared, but issued by a CA nobody trusts
+    with pytest.raises(CertificateUntrusted):
+        rfc8705.tls_client_auth(presented(rogue), {rogue.thumbprint}, verifier, NOW)
+    # Without a trust store there is no chain to validate: refused, not waved through.
+    leaf = issue(ca, "partner")
+    with pytest.raises(CertificateUntrusted):
+        rfc8705.tls_client_auth(presented(leaf), {leaf.thumbprint}, ChainVerifier([]), NOW)
+    # Validated at the call's time: before the CA's validity the chain does not hold.
+    early = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    with pytest.raises(CertificateUntrusted):
+        rfc8705.tls_client_auth(presented(leaf), {leaf.thumbprint}, ChainVerifier([ca.cert]), early)
 
 
 def test_self_signed_tls_client_auth_needs_a_pinned_self_signed_certificate() -> None:

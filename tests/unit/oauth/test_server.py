@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -152,6 +153,7 @@ def world(
         for env in Environment:
             ensure_signing_key(s, env, master_secret, clock.now())
     cache = PolicyCache(session_factory)
+    ca = make_ca()
     deps = {
         env: OAuthDeps(
             environment=env,
@@ -164,11 +166,12 @@ def world(
             trusted_proxies=[ipaddress.ip_network("10.0.0.0/24")],
             client_cert_header="Client-Cert",
             token_lifetime=3600,
+            trust_store=[ca.cert],
         )
         for env in Environment
     }
     apps = {env: Starlette(routes=token_routes(d)) for env, d in deps.items()}
-    return World(session_factory, clock, make_ca(), apps, deps)
+    return World(session_factory, clock, ca, apps, deps)
 
 
 def claims_of(world: World, token: str, env: Environment = Environment.SANDBOX) -> dict[str, Any]:
@@ -622,3 +625,67 @@ def test_secret_and_certificate_method_are_not_mixed(world: World) -> None:
     )
     assert_oauth_error(resp, 401, "invalid_client")
     assert world.token(partner, "tls_client_auth").status_code == 200
+
+
+def test_tls_client_auth_refuses_a_declared_certificate_of_an_untrusted_ca(world: World) -> None:
+    # RFC 8705 §2.1: the chain is validated; being declared on the habilitation is not enough.
+    rogue = issue(make_ca("Rogue CA"), "partner.example")
+    partner = world.partner(["tls_client_auth"], cert=rogue)
+    resp = world.token(partner, "tls_client_auth")
+    assert_oauth_error(resp, 401, "invalid_client")
+    assert "certificate_untrusted" in resp.json()["error_description"]
+    # The self-signed method keeps trusting a pinned self-signed certificate, chain or not.
+    pinned = world.partner(["self_signed_tls_client_auth"], cert=self_signed("pinned"))
+    assert world.token(pinned, "self_signed_tls_client_auth").status_code == 200
+
+
+# --- X-Correlation-ID ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke"])
+def test_a_valid_correlation_id_is_echoed(world: World, path: str) -> None:
+    partner = world.partner(["client_secret_basic"])
+    token = _token(world, partner)
+    sent = str(uuid.uuid4())
+    data = {"grant_type": "client_credentials"} if path == "/token" else {"token": token}
+    client = world.http(partner.cert, headers={"X-Correlation-ID": sent.upper()})
+    ok = client.post(path, data=data, auth=(partner.client_id, partner.secret or ""))
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-correlation-id"] == sent  # the canonical (lowercase) form
+    refused = client.post(path, data=data, auth=(partner.client_id, "wrong"))
+    assert_oauth_error(refused, 401, "invalid_client")
+    assert refused.headers["x-correlation-id"] == sent
+
+
+@pytest.mark.parametrize("sent", [None, "abc", "{" + str(uuid.UUID(int=7)) + "}", " "])
+def test_a_missing_or_malformed_correlation_id_is_replaced_not_refused(
+    world: World, sent: str | None
+) -> None:
+    partner = world.partner(["client_secret_basic"])
+    headers = {} if sent is None else {"X-Correlation-ID": sent}
+    resp = world.http(partner.cert, headers=headers).post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        auth=(partner.client_id, partner.secret or ""),
+    )
+    assert resp.status_code == 200, resp.text
+    given = resp.headers["x-correlation-id"]
+    assert str(uuid.UUID(given)) == given
+    assert given != sent
+
+
+def test_every_oauth_answer_carries_a_correlation_id(world: World) -> None:
+    client = world.http(None)
+    answers = [
+        client.get("/jwks"),
+        client.get("/.well-known/oauth-authorization-server"),
+        client.get("/token"),  # RFC 6749 §3.2: POST only
+        client.post("/token", data={"grant_type": "client_credentials"}),  # no certificate
+        client.post("/token", content=b"{}", headers={"Content-Type": "application/json"}),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 405, 401, 400]
+    for answer in answers:
+        uuid.UUID(answer.headers["x-correlation-id"])
+    assert answers[2].headers["allow"] == "POST"
+    assert answers[2].json()["error"] == "invalid_request"
+    assert len({a.headers["x-correlation-id"] for a in answers}) == len(answers)
