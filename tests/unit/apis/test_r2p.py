@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
+from stdnum.fr import nif
 
 from guichet.apis.r2p import build_operations
+from guichet.apis.r2p.operations import MAX_ANSWERS
 from guichet.catalog.products import R2P
 from guichet.clock import FrozenClock
+from guichet.db import transaction
 from guichet.errors import (
     AccessModeNotGranted,
     NotCommunicable,
@@ -21,6 +25,7 @@ from guichet.errors import (
 )
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.habilitation.models import Environment
+from guichet.records.models import Person
 from guichet.sandbox import personas
 from guichet.sandbox.population import seed
 from tests.unit.apis.support import context, habilitation, request
@@ -140,6 +145,54 @@ def test_homonyms_are_too_many_answers(ops: dict[str, OperationHandler], ctx: Ca
         personas.HOMONYM_1.spi,
         personas.HOMONYM_2.spi,
     ]
+
+
+def _namesakes(session_factory: sessionmaker[Session], first: int, count: int) -> None:
+    """Persons ``first``…``first + count - 1`` sharing one birth name and birth date (valid
+    SPIs starting with 41, unlike the seeded population's and the personas')."""
+    with transaction(session_factory) as session:
+        for i in range(first, first + count):
+            body = str(4_100_000_000 + i)
+            session.add(
+                Person(
+                    store="sandbox",
+                    spi=body + nif.calc_check_digits(body),
+                    sexe="F" if i % 2 else "M",
+                    nom_naissance="HOMONYME",
+                    nom_usage=None,
+                    prenoms=f"Camille{'' if i % 3 else ' Marie'}",
+                    date_naissance=dt.date(1980, 3, 14),
+                    code_pays_naissance="99100",
+                    code_dept_naissance="69",
+                    code_commune_naissance="69123",
+                    lieu_naissance="LYON",
+                    adresse={"codeCommune": "69123"},
+                    communicable=True,
+                )
+            )
+
+
+def test_a_search_past_max_answers_is_too_many_answers(
+    ops: dict[str, OperationHandler],
+    ctx: CallContext,
+    session_factory: sessionmaker[Session],
+) -> None:
+    search = {"nom": "Homonyme", "naisDate": "1980-03-14"}
+    _namesakes(session_factory, 0, MAX_ANSWERS)
+    found = call(ops["r2p_personne_recherche"], ctx, search).body
+    assert len(found) == MAX_ANSWERS  # exactly the limit is still answered
+    _namesakes(session_factory, MAX_ANSWERS, 1)
+    fresh = context(ctx.now, habilitation(access_modes={"etat_civil"}))
+    with pytest.raises(TooManyAnswers) as caught:
+        call(ops["r2p_personne_recherche"], fresh, search)
+    assert caught.value.status == 403
+    assert caught.value.code == "too_many_answers"
+    # Nothing leaves and no one is the subject: no data scope, no pseudonym.
+    assert fresh.data_scopes_returned == []
+    assert fresh.subject_spi is None
+    # Narrower criteria bring it back under the limit.
+    narrower = call(ops["r2p_personne_recherche"], fresh, search | {"sexe": "F"}).body
+    assert 0 < len(narrower) <= MAX_ANSWERS
 
 
 def test_not_found_and_not_communicable(ops: dict[str, OperationHandler], ctx: CallContext) -> None:
