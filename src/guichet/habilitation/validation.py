@@ -22,6 +22,7 @@ from dateutil.relativedelta import relativedelta
 from email_validator import EmailNotValidError, validate_email
 
 from guichet.catalog.products import PRODUCTS, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
+from guichet.federation.scopes import DATA_SCOPES as FEDERATION_DATA_SCOPES
 from guichet.habilitation.models import AccessMode, Environment
 from guichet.habilitation.request_models import HabilitationRequest, SecurityKind
 from guichet.pki import certificate_info
@@ -311,6 +312,7 @@ def check_perimeter(request: HabilitationRequest, now: dt.datetime) -> list[Fiel
         errors.append(
             FieldError(f"perimeter.labels.{scope}", "Libellé d'une donnée qui n'est pas demandée.")
         )
+    errors.extend(_franceconnect_scopes(modes, sorted(scopes), known_scopes, years))
     if set(modes) - {AccessMode.FRANCECONNECT.value}:
         domain = _text(values, "r11494_domain")
         if domain not in {d.value for d in R11494Domain}:
@@ -321,6 +323,39 @@ def check_perimeter(request: HabilitationRequest, now: dt.datetime) -> list[Fiel
                     "l'article R. 114-9-4 du CRPA.",
                 )
             )
+    return errors
+
+
+def _franceconnect_scopes(
+    modes: list[str], scopes: list[str], known_scopes: frozenset[str], years: list[str]
+) -> list[FieldError]:
+    """FranceConnect as the only access mode: every data and year scope must be one the
+    federation can carry (``federation.scopes.DATA_SCOPES``), since the citizen consents
+    to exactly those at the federation and the gateway serves nothing else in this mode. A
+    catalogue scope outside that table (e.g. ``dgfip_montantimpot``) would be refused on
+    every call. With another access mode too, such a scope stays useful (served by SPI or
+    état civil, left out of FranceConnect-mode answers). Derived from the two tables, so a
+    scope added to both is accepted at once."""
+    if set(modes) != {AccessMode.FRANCECONNECT.value}:
+        return []
+    errors = [
+        FieldError(
+            f"perimeter.data_scopes.{scope}",
+            "En mode FranceConnect, l'usager ne peut pas consentir à la transmission de "
+            f"cette donnée ({scope}) : retirez-la, ou ajoutez un mode d'accès par SPI ou "
+            "par état civil.",
+        )
+        for scope in scopes
+        if scope in known_scopes and scope not in FEDERATION_DATA_SCOPES
+    ]
+    errors += [
+        FieldError(
+            "perimeter.year_scopes",
+            f"En mode FranceConnect, l'usager ne peut pas consentir à l'année {year}.",
+        )
+        for year in years
+        if year in {*YEAR_SCOPES, YEAR_FALLBACK_SCOPE} and year not in FEDERATION_DATA_SCOPES
+    ]
     return errors
 
 

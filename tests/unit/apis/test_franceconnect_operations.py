@@ -34,6 +34,7 @@ from guichet.errors import (
     UpstreamUnavailable,
     YearNotGranted,
 )
+from guichet.federation.scopes import DATA_SCOPES as FEDERATION_DATA_SCOPES
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.gateway.franceconnect import (
     FederationTokenInvalid,
@@ -150,6 +151,29 @@ def test_the_other_resources_answer_as_in_spi_mode(setup: Setup) -> None:
     # deuxans: only the years the citizen consented to (N-1), not all the habilitation's.
     deuxans = setup.call("ir_derniere_situation_deuxans_fc", token).body
     assert [y["annrev"] for y in deuxans] == [N - 1]
+
+
+def test_a_scope_the_federation_cannot_carry_is_neither_required_nor_served(
+    federation: Federation,
+) -> None:
+    """dgfip_montantimpot is in the catalogue, not in the federation's scopes: no citizen can
+    consent to it, so a habilitation granting it (with SPI mode too) is served in this mode
+    without it, instead of a 403 on every call."""
+    assert "dgfip_montantimpot" not in FEDERATION_DATA_SCOPES
+    mixed = Setup(
+        federation,
+        access_modes=("franceconnect", "spi"),
+        data_scopes=("dgfip_rfr", "dgfip_nbpart", "dgfip_montantimpot"),
+    )
+    result = mixed.call("ir_assiettes_fc", mixed.token(), annrev=N - 1)
+    assert {IR_FIELD_SCOPES[f] for f in result.body} == {"dgfip_rfr", "dgfip_nbpart"}
+    assert mixed.last_ctx.data_scopes_returned == ["dgfip_nbpart", "dgfip_rfr"]
+    # Nothing the federation can carry: refused before the federation is asked.
+    uncarried = Setup(
+        federation, access_modes=("franceconnect", "spi"), data_scopes=("dgfip_montantimpot",)
+    )
+    with pytest.raises(DataScopeNotGranted):
+        uncarried.call("ir_assiettes_fc", "not-checked", annrev=N - 1)
 
 
 # --- refused ----------------------------------------------------------------------------

@@ -11,8 +11,10 @@ years), ``FranceConnectGate.identify`` checks the token with the federation and 
    bound at the sandbox federation; ``federation_client_habilitation``); else 403
    ``federation_client_not_habilitated``;
 3. its scopes cover the data this call returns — the habilitation's data scopes of the
-   resource, and the requested revenue year (the citizen consented to both); else 403
-   ``federation_scope_not_granted``;
+   resource that the federation can carry (``federation.scopes.DATA_SCOPES``: a catalogue
+   scope the federation never issues, e.g. ``dgfip_montantimpot``, is neither required nor
+   returned in this mode), and the requested revenue year (the citizen consented to both);
+   else 403 ``federation_scope_not_granted``;
 4. the identity pivot designates exactly one person of this environment's store (birth name
    in the provider's canonical form, first first-name, birth date, sex, birth country and,
    born in France, COG birth commune); none or several → 404, whoever has a situation.
@@ -50,6 +52,7 @@ from guichet.errors import (
     UpstreamUnavailable,
     YearNotGranted,
 )
+from guichet.federation.scopes import DATA_SCOPES as FEDERATION_DATA_SCOPES
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext
 from guichet.gateway.franceconnect import (
     RETRY_AFTER,
@@ -69,6 +72,9 @@ ACCESS_MODE: Final = AccessMode.FRANCECONNECT.value
 HEADER: Final = "X-FranceConnect-OAuth"
 FRANCE: Final = "99100"
 _SEXE: Final = {"female": "F", "male": "M"}
+# The record's scopes a citizen can consent to at the federation: the only ones this mode
+# can ever serve (derived, so a scope added to both tables is served at once).
+CARRIED_RECORD_SCOPES: Final = RECORD_SCOPES & FEDERATION_DATA_SCOPES
 
 
 class FederationScopeNotGranted(Forbidden):
@@ -189,6 +195,8 @@ class FranceConnectGate:
             )
         identity = await check.check(token)
         store = ctx.environment.value
+        # A scope the federation never issues could never be consented to: not required.
+        data_scopes = data_scopes & FEDERATION_DATA_SCOPES
 
         if federation_client_habilitation(hab, identity.client_id) != hab.id:
             event(log, "franceconnect:client_refused", client_id=identity.client_id)
@@ -267,14 +275,16 @@ class FcIrOperation:
         """Rights on the data for the period [SPEC §5 check 5]: access mode, data scopes,
         year; the federation token is checked in ``fetch`` (it needs a network call)."""
         hab = franceconnect_habilitation(ctx)
-        if not hab.data_scopes & RECORD_SCOPES:
-            raise DataScopeNotGranted()
+        if not hab.data_scopes & CARRIED_RECORD_SCOPES:
+            raise DataScopeNotGranted(
+                "Aucune donnée habilitée ne peut être consentie par l'usager via FranceConnect."
+            )
         check_year(hab, ctx, params.annrev, "annrev")
 
     async def fetch(self, ctx: CallContext, params: FcParams) -> ApiResponse:
         hab = franceconnect_habilitation(ctx)
         who = await self._gate.identify(
-            ctx, params.token, hab.data_scopes & RECORD_SCOPES, params.annrev
+            ctx, params.token, hab.data_scopes & CARRIED_RECORD_SCOPES, params.annrev
         )
         return await fetch_as(ctx, who, self._spi_mode, IrParams(who.spi, params.annrev))
 
