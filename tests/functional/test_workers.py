@@ -244,3 +244,43 @@ def test_suspension_reaches_every_worker_on_the_next_call(
         ]
         for r in resumed:
             assert r.status_code == 200, r.text
+
+
+def test_revocation_reaches_every_worker_on_the_next_call(
+    product: Product, gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    partner = _new_partner(product, gateway, tmp_path, "Commune résiliée", 1000)
+    token = _token(product, partner)
+    with gateway.client(cert=_cert(partner)) as kept:
+        assert kept.get(IR, headers=api_headers(token)).status_code == 200
+
+        product.guichet(
+            "habilitation",
+            "revoke",
+            partner.habilitation_id,
+            "--reason",
+            "résiliation immédiate pour raison de sécurité",
+        )
+        refused = [
+            *_on_every_worker(gateway, partner, token),
+            kept.get(IR, headers=api_headers(token)),
+        ]
+        for r in refused:
+            assert r.status_code == 403, r.text
+            assert r.json()["code"] == "habilitation_terminated"
+    # No new token either, and revocation is final: it cannot be resumed.
+    with product.http(cert=_cert(partner)) as c:
+        r = c.post(
+            "/token",
+            data={"grant_type": "client_credentials"},
+            auth=(partner.client_id, partner.client_secret),
+        )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "unauthorized_client"
+    again = product.guichet(
+        "habilitation", "resume", partner.habilitation_id, "--reason", "erreur", check=False
+    )
+    assert again.returncode != 0
+    r, _ = _fresh_call(gateway, partner, token)
+    assert r.status_code == 403
+    assert r.json()["code"] == "habilitation_terminated"
