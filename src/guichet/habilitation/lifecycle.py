@@ -452,6 +452,33 @@ def last_decided_request(session: Session, hab: Habilitation) -> HabilitationReq
     ).first()
 
 
+def open_update_request(session: Session, hab: Habilitation) -> HabilitationRequest | None:
+    """An update request on top of ``hab`` not yet decided (one at a time is enough)."""
+    return session.scalars(
+        select(HabilitationRequest)
+        .where(
+            HabilitationRequest.parent_habilitation_id == hab.id,
+            HabilitationRequest.status.in_(
+                [RequestStatus.DRAFT, RequestStatus.SUBMITTED, RequestStatus.CHANGES_REQUESTED]
+            ),
+        )
+        .order_by(HabilitationRequest.created_at.desc())
+    ).first()
+
+
+def notice_given(session: Session, hab: Habilitation) -> bool:
+    """Whether a termination notice runs (or ran) for ``hab``."""
+    return (
+        session.scalar(
+            select(HabilitationEvent.id).where(
+                HabilitationEvent.habilitation_id == hab.id,
+                HabilitationEvent.name == "habilitation:termination_notified",
+            )
+        )
+        is not None
+    )
+
+
 def _contact_email(request: HabilitationRequest | None, role: str) -> str | None:
     contacts = (request.data or {}).get("contacts", {}) if request else {}
     contact = contacts.get(role) if isinstance(contacts, Mapping) else None
@@ -615,12 +642,7 @@ def give_termination_notice(
         check_staff(user, StaffAction.NOTICE)
     if not reason.strip():
         raise ReasonRequired("Une résiliation est motivée par écrit.", field="reason")
-    if session.scalar(
-        select(HabilitationEvent.id).where(
-            HabilitationEvent.habilitation_id == hab.id,
-            HabilitationEvent.name == "habilitation:termination_notified",
-        )
-    ):
+    if notice_given(session, hab):
         raise TransitionRefused("Un préavis de résiliation court déjà pour cette habilitation.")
     try:
         terminate_with_notice(session, hab, reason=reason, actor=actor_label(user), now=now)

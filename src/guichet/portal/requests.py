@@ -29,6 +29,7 @@ from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_FALLBACK_SCO
 from guichet.clock import Clock, utc
 from guichet.db import transaction
 from guichet.errors import GuichetError
+from guichet.habilitation import lifecycle
 from guichet.habilitation import requests as service
 from guichet.habilitation.diff import FieldChange, flatten, from_json
 from guichet.habilitation.lifecycle import (
@@ -40,11 +41,18 @@ from guichet.habilitation.lifecycle import (
     implicit_rejection_at,
     is_member,
 )
-from guichet.habilitation.models import AccessMode, Environment, Habilitation, HabilitationStatus
+from guichet.habilitation.models import (
+    AccessMode,
+    Environment,
+    Habilitation,
+    HabilitationEvent,
+    HabilitationStatus,
+)
 from guichet.habilitation.request_models import (
     HabilitationRequest,
     RequestDocument,
     RequestStatus,
+    SecurityCommitment,
 )
 from guichet.habilitation.uploads import MAX_BYTES
 from guichet.habilitation.validation import (
@@ -109,6 +117,22 @@ EVENT_LABELS: Final = {
     "habilitation:request:refused": "Demande refusée",
     "habilitation:request:archived": "Demande archivée",
 }
+HABILITATION_EVENT_LABELS: Final = {
+    "habilitation:validated": "Habilitation délivrée (demande validée)",
+    "habilitation:updated": "Habilitation mise à jour (demande de mise à jour validée)",
+    "habilitation:suspended": "Suspendue",
+    "habilitation:resumed": "Rétablie",
+    "habilitation:termination_notified": "Préavis de résiliation de deux mois",
+    "habilitation:terminated": "Résiliée",
+    "habilitation:secret_rotated": "Secret renouvelé",
+    "habilitation:request_data_purged": "Données d'une demande supprimées (six ans après la fin)",
+    "habilitation:security_notice": "Avis d'échéance de l'engagement de sécurité envoyé",
+}
+# Who acted, when it was not a person of the portal.
+SYSTEM_ACTORS: Final = {"scheduler": "Le guichet (veille et échéances)"}
+# The gateway answers these before counting a call against its quota (chain, parameters)
+# or because the quota is spent: they do not use it.
+NOT_COUNTED_STATUSES: Final = (400, 401, 403, 405, 429)
 LEGAL_NATURE_LABELS: Final = {
     LegalNature.LAW: "Loi",
     LegalNature.DECREE: "Décret",
@@ -542,13 +566,33 @@ async def request_page(request: Request) -> Response:
 
     def work(session: Session, user: User, now: dt.datetime) -> dict[str, Any]:
         found = service.get_request(session, user, parse_id(request_id))
-        return request_view(session, user, found, now)
+        view = request_view(session, user, found, now)
+        view.update(_request_actions(session, user, found))
+        return view
 
     try:
         view = await in_transaction(request, work)
     except GuichetError as exc:
         return await error_page(request, exc)
     return await render(request, "requests/request.html", form=True, r=view, **FORM_CONTEXT)
+
+
+def _request_actions(session: Session, user: User, request: HabilitationRequest) -> dict[str, Any]:
+    """What a member may do with the request beyond its form: archive it (where the
+    transition table allows), update the habilitation it validated."""
+    member = is_member(user, request)
+    hab = session.get(Habilitation, request.habilitation_id) if request.habilitation_id else None
+    pending = lifecycle.open_update_request(session, hab) if hab is not None else None
+    return {
+        "can_archive": member
+        and (request.status, lifecycle.RequestAction.ARCHIVE) in lifecycle.TRANSITIONS,
+        "can_update": member
+        and request.status is RequestStatus.VALIDATED
+        and hab is not None
+        and hab.status is not HabilitationStatus.TERMINATED
+        and pending is None,
+        "open_update_id": str(pending.id) if member and pending is not None else None,
+    }
 
 
 async def _render_with_errors(
@@ -769,28 +813,243 @@ def call_statistics(
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
-async def my_habilitations(request: Request) -> Response:
-    def work(session: Session, user: User, now: dt.datetime) -> dict[str, Any]:
-        orgs = {m.organisation_id for m in user.memberships}
-        habs = (
-            session.scalars(
-                select(Habilitation)
-                .where(Habilitation.organisation_id.in_(orgs))
-                .order_by(Habilitation.created_at)
-            ).all()
-            if orgs
-            else []
-        )
-        return {
-            "habilitations": [habilitation_row(h) for h in habs],
-            "calls": last_calls(session, orgs),
-        }
-
+def _user_id(actor: str) -> uuid.UUID | None:
+    """The person behind an event's ``user:<uuid>`` actor, if it is one."""
+    if not actor.startswith("user:"):
+        return None
     try:
-        view = await in_transaction(request, work)
+        return uuid.UUID(actor[5:])
+    except ValueError:
+        return None
+
+
+def actor_name(actor: str, names: dict[uuid.UUID, str]) -> str:
+    """``user:<uuid>`` → the person's name; the scheduler and the command line by role."""
+    if (user_id := _user_id(actor)) is not None:
+        return names.get(user_id, "Un agent")
+    return SYSTEM_ACTORS.get(actor, f"Exploitation ({actor}, ligne de commande)")
+
+
+def habilitation_timeline(session: Session, hab: Habilitation) -> list[dict[str, Any]]:
+    """The habilitation's history, oldest first: its events, and the watch's notice before
+    the security commitment expires (recorded on the commitment, not as an event)."""
+    events = session.scalars(
+        select(HabilitationEvent)
+        .where(HabilitationEvent.habilitation_id == hab.id)
+        .order_by(HabilitationEvent.at)
+    ).all()
+    names = user_names(session, {_user_id(e.actor) for e in events})
+    rows = [
+        {
+            "at": utc(e.at),
+            "name": e.name,
+            "label": HABILITATION_EVENT_LABELS.get(e.name, e.name),
+            "who": actor_name(e.actor, names),
+            "reason": e.reason,
+        }
+        for e in events
+    ]
+    commitment = session.scalar(
+        select(SecurityCommitment).where(SecurityCommitment.habilitation_id == hab.id)
+    )
+    if commitment is not None and commitment.notice_sent_at is not None:
+        rows.append(
+            {
+                "at": utc(commitment.notice_sent_at),
+                "name": "habilitation:security_notice",
+                "label": HABILITATION_EVENT_LABELS["habilitation:security_notice"],
+                "who": SYSTEM_ACTORS["scheduler"],
+                "reason": f"Échéance le {utc(commitment.expires_at):%d/%m/%Y}.",
+            }
+        )
+    return sorted(rows, key=lambda row: row["at"])
+
+
+def minute_use(session: Session, hab: Habilitation, now: dt.datetime) -> list[dict[str, Any]]:
+    """Calls of the last minute per API, from the journal, against the quota.
+
+    The gateway's counters live in its own memory (or Redis), out of the portal's reach:
+    the journal is the portal's view of them, a moment behind (written just after each call).
+    """
+    since = now - dt.timedelta(seconds=60)
+    counts = dict(
+        session.execute(
+            select(JournalRecord.api, func.count())
+            .where(
+                JournalRecord.habilitation_id == hab.id,
+                JournalRecord.at > since,
+                JournalRecord.http_status.not_in(NOT_COUNTED_STATUSES),
+            )
+            .group_by(JournalRecord.api)
+        ).all()
+    )
+    rows = []
+    for api, limit in sorted(hab.quotas.items()):
+        used = int(counts.get(api, 0))
+        rows.append(
+            {
+                "api": PRODUCTS[api].name if api in PRODUCTS else api,
+                "used": used,
+                "limit": int(limit),
+                "percent": min(100, round(100 * used / int(limit))) if int(limit) else 100,
+            }
+        )
+    return rows
+
+
+def partner_habilitation(
+    session: Session, user: User, hab: Habilitation, now: dt.datetime
+) -> dict[str, Any]:
+    """A habilitation as its organisation's members see it, with what they may do."""
+    client = lifecycle.habilitation_client(session, hab)
+    pending = lifecycle.open_update_request(session, hab)
+    live = hab.status is not HabilitationStatus.TERMINATED
+    member = lifecycle.is_party(user, hab)
+    return {
+        **habilitation_row(hab),
+        "client_id": client.client_id if client else None,
+        "timeline": habilitation_timeline(session, hab),
+        "minute": minute_use(session, hab, now),
+        "open_update_id": str(pending.id) if pending else None,
+        "can_update": member and live and pending is None,
+        "can_notice": member and live and not lifecycle.notice_given(session, hab),
+        "can_rotate": live
+        and client is not None
+        and client.secret_hash is not None
+        and lifecycle.is_technical_contact(session, user, hab),
+    }
+
+
+def _my_habilitations_view(session: Session, user: User, now: dt.datetime) -> dict[str, Any]:
+    orgs = {m.organisation_id for m in user.memberships}
+    habs = (
+        session.scalars(
+            select(Habilitation)
+            .where(Habilitation.organisation_id.in_(orgs))
+            .order_by(Habilitation.created_at)
+        ).all()
+        if orgs
+        else []
+    )
+    return {
+        "habilitations": [partner_habilitation(session, user, h, now) for h in habs],
+        "calls": last_calls(session, orgs),
+    }
+
+
+async def my_habilitations(request: Request) -> Response:
+    try:
+        view = await in_transaction(request, _my_habilitations_view)
     except GuichetError as exc:
         return await error_page(request, exc)
-    return await render(request, "requests/habilitations.html", **view)
+    return await render(request, "requests/habilitations.html", form=True, errors={}, **view)
+
+
+async def _habilitations_with_error(request: Request, path: str, message: str) -> Response:
+    """The page again, the error next to the field that caused it."""
+    view = await in_transaction(request, _my_habilitations_view)
+    return await render(
+        request,
+        "requests/habilitations.html",
+        status_code=400,
+        form=True,
+        errors={path: message},
+        **view,
+    )
+
+
+def _member_habilitation(session: Session, user: User, value: str) -> Habilitation:
+    """The habilitation, if ``user`` is a member of its organisation (staff act elsewhere)."""
+    hab = lifecycle.get_habilitation(session, user, parse_id(value))
+    if not lifecycle.is_party(user, hab):
+        raise lifecycle.HabilitationNotFound()
+    return hab
+
+
+async def _start_update(request: Request, _form: FormData, _: Any) -> Response:
+    """[SPEC §4] a validated habilitation is updated by a new request on top of it: the last
+    validated request's data copied, to amend (e.g. a new homologation attestation)."""
+
+    def work(session: Session, user: User, now: dt.datetime) -> str:
+        hab = _member_habilitation(session, user, request.path_params["habilitation_id"])
+        pending = lifecycle.open_update_request(session, hab)
+        if pending is not None:
+            return str(pending.id)
+        return str(service.start_update_request(session, user, hab, now=now).id)
+
+    try:
+        new_id = await in_transaction(request, work)
+    except GuichetError as exc:
+        return await error_page(request, exc)
+    return redirect(request, f"/demandes/{new_id}")
+
+
+async def _give_notice(request: Request, form: FormData, _: Any) -> Response:
+    """[000 §14] the partner ends the exchange in writing, with reasons, two months ahead."""
+    hab_id = request.path_params["habilitation_id"]
+    reason = field(form, "reason", 5000)
+    confirmed = _checked(form, "confirm")
+    hp = portal_of(request)
+
+    def work(session: Session, user: User, now: dt.datetime) -> None:
+        hab = _member_habilitation(session, user, hab_id)
+        lifecycle.give_termination_notice(session, hab, user, reason, now=now, mailer=hp.mailer)
+
+    if not confirmed:
+        return await _habilitations_with_error(
+            request, f"notice-{hab_id}-confirm", "Cochez la case pour confirmer la résiliation."
+        )
+    try:
+        await in_transaction(request, work)
+    except lifecycle.ReasonRequired as exc:
+        return await _habilitations_with_error(request, f"notice-{hab_id}", exc.detail)
+    except GuichetError as exc:
+        return await error_page(request, exc)
+    return redirect(request, f"/habilitations?preavis=1#habilitation-{hab_id}")
+
+
+async def _rotate_secret(request: Request, form: FormData, _: Any) -> Response:
+    """A new client secret for the technical contact, collected once on /identifiants; the
+    old one stops working on the next token request."""
+    hab_id = request.path_params["habilitation_id"]
+    hp = portal_of(request)
+
+    def work(session: Session, user: User, now: dt.datetime) -> None:
+        hab = _member_habilitation(session, user, hab_id)
+        lifecycle.rotate_client_secret(
+            session, hab, user, now=now, master=hp.master, mailer=hp.mailer
+        )
+
+    if not _checked(form, "confirm"):
+        return await _habilitations_with_error(
+            request,
+            f"secret-{hab_id}-confirm",
+            "Cochez la case : l'ancien secret cessera aussitôt de fonctionner.",
+        )
+    try:
+        await in_transaction(request, work)
+    except GuichetError as exc:
+        return await error_page(request, exc)
+    return redirect(request, "/identifiants?renouvele=1")
+
+
+async def _archive(request: Request, form: FormData, _: Any) -> Response:
+    """A member archives a request the transition table lets go (draft, changes requested,
+    refused, validated); the reason, optional, goes to the timeline."""
+    request_id = parse_id(request.path_params["request_id"])
+    reason = field(form, "reason", 5000)
+
+    def work(session: Session, user: User, now: dt.datetime) -> None:
+        found = service.get_request(session, user, request_id)
+        if not is_member(user, found):
+            raise lifecycle.RequestForbidden("Seuls les membres de l'organisation l'archivent.")
+        service.archive(session, found, user, reason or None, now=now)
+
+    try:
+        await in_transaction(request, work)
+    except GuichetError as exc:
+        return await error_page(request, exc)
+    return redirect(request, f"/demandes/{request_id}?archivee=1")
 
 
 # --- the technical contact's credentials ---------------------------------------------------------
@@ -840,6 +1099,10 @@ accept_terms = csrf_protected(_accept_terms)
 submit = csrf_protected(_submit)
 start_production = csrf_protected(_start_production)
 collect = csrf_protected(_collect)
+start_update = csrf_protected(_start_update)
+give_notice = csrf_protected(_give_notice)
+rotate_secret = csrf_protected(_rotate_secret)
+archive = csrf_protected(_archive)
 
 ROUTES = [
     Route("/demandes", my_requests, methods=["GET"]),
@@ -851,6 +1114,10 @@ ROUTES = [
     Route("/demandes/{request_id}/production", start_production, methods=["POST"]),
     Route("/documents/{document_id}", document, methods=["GET"]),
     Route("/habilitations", my_habilitations, methods=["GET"]),
+    Route("/habilitations/{habilitation_id}/mise-a-jour", start_update, methods=["POST"]),
+    Route("/habilitations/{habilitation_id}/resiliation", give_notice, methods=["POST"]),
+    Route("/habilitations/{habilitation_id}/secret", rotate_secret, methods=["POST"]),
+    Route("/demandes/{request_id}/archiver", archive, methods=["POST"]),
     Route("/identifiants", credentials_page, methods=["GET"]),
     Route("/identifiants/{delivery_id}", collect, methods=["POST"]),
 ]

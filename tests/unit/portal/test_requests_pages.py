@@ -3,6 +3,7 @@ uploads, submission, who may see a request, CSRF, and the one-time credentials p
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Iterator
@@ -18,11 +19,17 @@ from guichet.accounts.models import User
 from guichet.accounts.passwords import Passwords
 from guichet.clock import FrozenClock
 from guichet.db import transaction
-from guichet.habilitation.models import Habilitation
-from guichet.habilitation.request_models import CredentialDelivery, HabilitationRequest
+from guichet.habilitation.lifecycle import suspend_habilitation
+from guichet.habilitation.models import Habilitation, HabilitationStatus
+from guichet.habilitation.request_models import (
+    CredentialDelivery,
+    HabilitationRequest,
+    RequestStatus,
+)
 from guichet.habilitation.requests import submit
+from guichet.oauth.models import Client
 from guichet.pki import ensure_local_pki, issue_client_certificate
-from guichet.secrets import MasterSecret
+from guichet.secrets import MasterSecret, check_secret
 from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
 from tests.unit.habilitation.support import (
     PDF,
@@ -253,6 +260,10 @@ def test_every_new_post_checks_csrf(
         f"/demandes/{request_id}/soumettre",
         f"/demandes/{request_id}/production",
         f"/identifiants/{uuid.uuid4()}",
+        f"/demandes/{request_id}/archiver",
+        f"/habilitations/{uuid.uuid4()}/mise-a-jour",
+        f"/habilitations/{uuid.uuid4()}/resiliation",
+        f"/habilitations/{uuid.uuid4()}/secret",
         f"/instruction/demandes/{request_id}/decision",
         f"/instruction/demandes/{request_id}/commentaires",
         f"/instruction/habilitations/{uuid.uuid4()}/gestion",
@@ -401,3 +412,239 @@ def test_production_step_from_a_validated_sandbox_request(
     assert "Engagement de sécurité : joignez" in refused.text
     # A second production step is not offered.
     assert "Passer en production</button>" not in browser.get(page).text
+
+
+def _validated_habilitation(
+    session_factory: sessionmaker[Session],
+    world: World,
+    cert_pem: str,
+    clock: FrozenClock,
+    portal: Starlette,
+) -> tuple[uuid.UUID, uuid.UUID, str]:
+    request_id = complete_request(session_factory, world, cert_pem, clock)
+    with transaction(session_factory) as session:
+        found = session.get(HabilitationRequest, request_id)
+        assert found is not None
+        issuance = validated(session, world, found, clock.now(), portal.state.habilitations.master)
+    return request_id, issuance.habilitation_id, issuance.client_id
+
+
+def _call(
+    factory: sessionmaker[Session],
+    world: World,
+    hab_id: uuid.UUID,
+    at: dt.datetime,
+    status: int = 200,
+) -> None:
+    from guichet.journal.models import JournalRecord
+
+    with transaction(factory) as session:
+        session.add(
+            JournalRecord(
+                id=uuid.uuid4(),
+                at=at,
+                environment="sandbox",
+                correlation_id=str(uuid.uuid4()),
+                partner_id=world.org_a,
+                habilitation_id=hab_id,
+                client_id="c",
+                api="impot_particulier",
+                operation="ir_assiettes",
+                source_ip="127.0.0.1",
+                cert_thumbprint=None,
+                subject=None,
+                data_scopes=[],
+                outcome="ok" if status == 200 else "refused",
+                http_status=status,
+                latency_ms=1.0,
+                prev_hash="0" * 64,
+                hash="1" * 64,
+            )
+        )
+
+
+def test_my_habilitations_show_history_client_id_and_the_minute_s_quota_use(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+) -> None:
+    _, hab_id, client_id = _validated_habilitation(session_factory, world, cert_pem, clock, portal)
+    now = clock.now()
+    _call(session_factory, world, hab_id, now - dt.timedelta(seconds=10))
+    _call(session_factory, world, hab_id, now - dt.timedelta(seconds=30))
+    _call(session_factory, world, hab_id, now - dt.timedelta(seconds=20), status=429)
+    _call(session_factory, world, hab_id, now - dt.timedelta(seconds=20), status=403)
+    _call(session_factory, world, hab_id, now - dt.timedelta(seconds=61))
+    with transaction(session_factory) as session:
+        hab = session.get(Habilitation, hab_id)
+        assert hab is not None
+        suspend_habilitation(
+            session, hab, user(session, world.operator), "Maintenance", now=clock.now()
+        )
+    sign_in(browser, "technical")
+    # Collected or not, the client_id stays on the page.
+    with session_factory() as session:
+        delivery = session.scalar(select(CredentialDelivery))
+        assert delivery is not None
+    post(browser, f"/identifiants/{delivery.id}", "/identifiants", {})
+    page = browser.get("/habilitations").text
+    assert f'<code class="client-id">{client_id}</code>' in page
+    assert "API Impôt Particulier : 2 appels sur 50 par minute (4 %)" in page
+    assert "D'après le journal des échanges" in page
+    assert re.search(r"Habilitation délivrée \(demande validée\).*Suspendue", page, re.S)
+    assert "Motif : Maintenance" in page
+    assert "par Exploitant" in page
+    sign_in(browser, "stranger")
+    assert client_id not in browser.get("/habilitations").text
+
+
+def test_partner_updates_the_habilitation_by_a_new_request_and_archives_it(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+) -> None:
+    request_id, hab_id, _ = _validated_habilitation(session_factory, world, cert_pem, clock, portal)
+    update_url = f"/habilitations/{hab_id}/mise-a-jour"
+    sign_in(browser, "stranger")
+    assert post(browser, update_url, "/habilitations", {}).status_code == 404
+    sign_in(browser, "instructor")
+    assert post(browser, update_url, "/instruction", {}).status_code == 404
+    sign_in(browser, "applicant")
+    assert f'action="{update_url}"' in browser.get("/habilitations").text
+    assert f'action="{update_url}"' in browser.get(f"/demandes/{request_id}").text
+    started = post(browser, update_url, "/habilitations", {})
+    assert started.status_code == 303
+    draft_url = started.headers["location"]
+    # A second click leads to the same draft, not a second one.
+    assert post(browser, update_url, "/habilitations", {}).headers["location"] == draft_url
+    with session_factory() as session:
+        draft = session.get(HabilitationRequest, uuid.UUID(draft_url.rsplit("/", 1)[1]))
+        assert draft is not None
+        assert draft.parent_habilitation_id == hab_id
+        assert draft.status is RequestStatus.DRAFT
+        assert draft.data["basics"]["demarche"] == "Quotient familial"
+    assert f'href="{draft_url}"' in browser.get("/habilitations").text
+    assert f'action="{update_url}"' not in browser.get(f"/demandes/{request_id}").text
+
+    # Archiving: a stranger does not learn the request exists; a member archives it.
+    sign_in(browser, "stranger")
+    assert post(browser, f"{draft_url}/archiver", "/habilitations", {}).status_code == 404
+    sign_in(browser, "applicant")
+    page = browser.get(draft_url).text
+    assert "Archiver la demande" in page
+    archived = post(browser, f"{draft_url}/archiver", draft_url, {"reason": "Plus utile."})
+    assert archived.status_code == 303
+    page = browser.get(draft_url).text
+    assert "Archivée" in page
+    assert "Motif : Plus utile." in page
+    assert "Archiver la demande</button>" not in page
+    again = post(browser, f"{draft_url}/archiver", draft_url, {})
+    assert again.status_code == 409
+    # The habilitation can be updated again.
+    assert f'action="{update_url}"' in browser.get("/habilitations").text
+
+
+def test_a_submitted_request_is_not_archived(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+) -> None:
+    request_id = submitted_request(session_factory, world, cert_pem, clock)
+    page = f"/demandes/{request_id}"
+    sign_in(browser, "applicant")
+    assert "Archiver la demande" not in browser.get(page).text
+    assert post(browser, f"{page}/archiver", page, {}).status_code == 409
+    with session_factory() as session:
+        found = session.get(HabilitationRequest, request_id)
+        assert found is not None
+        assert found.status is RequestStatus.SUBMITTED
+
+
+def test_partner_gives_termination_notice_with_a_reason(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+) -> None:
+    _, hab_id, _ = _validated_habilitation(session_factory, world, cert_pem, clock, portal)
+    url = f"/habilitations/{hab_id}/resiliation"
+    sign_in(browser, "stranger")
+    answer = post(browser, url, "/habilitations", {"reason": "x", "confirm": "1"})
+    assert answer.status_code == 404
+    sign_in(browser, "applicant")
+    unconfirmed = post(browser, url, "/habilitations", {"reason": "Fin du service."})
+    assert unconfirmed.status_code == 400
+    assert "Cochez la case pour confirmer la résiliation." in unconfirmed.text
+    no_reason = post(browser, url, "/habilitations", {"reason": " ", "confirm": "1"})
+    assert no_reason.status_code == 400
+    assert f'id="f-notice-{hab_id}-messages"' in no_reason.text
+    assert "Une résiliation est motivée par écrit." in no_reason.text
+    with session_factory() as session:
+        hab = session.get(Habilitation, hab_id)
+        assert hab is not None
+        assert hab.valid_until is None
+    done = post(browser, url, "/habilitations", {"reason": "Fin du service.", "confirm": "1"})
+    assert done.status_code == 303
+    with session_factory() as session:
+        hab = session.get(Habilitation, hab_id)
+        assert hab is not None
+        assert hab.status is HabilitationStatus.ACTIVE  # calls go on during the notice
+        assert hab.valid_until == dt.datetime(2027, 1, 23, 10, 0, tzinfo=dt.UTC)
+    page = browser.get("/habilitations").text
+    assert "Préavis de résiliation de deux mois" in page
+    assert "jusqu'au 23/01/2027 à 10:00" in page
+    assert f'action="{url}"' not in page
+    assert post(browser, url, "/habilitations", {"reason": "x", "confirm": "1"}).status_code == 409
+
+
+def test_the_technical_contact_renews_the_secret_and_collects_it_once(
+    browser: TestClient,
+    world: World,
+    cert_pem: str,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+) -> None:
+    _, hab_id, client_id = _validated_habilitation(session_factory, world, cert_pem, clock, portal)
+    url = f"/habilitations/{hab_id}/secret"
+    sign_in(browser, "applicant")
+    assert f'action="{url}"' not in browser.get("/habilitations").text
+    assert post(browser, url, "/habilitations", {"confirm": "1"}).status_code == 403
+    sign_in(browser, "stranger")
+    assert post(browser, url, "/habilitations", {"confirm": "1"}).status_code == 404
+    sign_in(browser, "technical")
+    assert f'action="{url}"' in browser.get("/habilitations").text
+    unconfirmed = post(browser, url, "/habilitations", {})
+    assert unconfirmed.status_code == 400
+    assert "ancien secret cessera aussitôt de fonctionner" in unconfirmed.text
+    renewed = post(browser, url, "/habilitations", {"confirm": "1"})
+    assert renewed.status_code == 303
+    assert renewed.headers["location"] == "/identifiants?renouvele=1"
+    with session_factory() as session:
+        pending = session.scalars(
+            select(CredentialDelivery).where(CredentialDelivery.secret_encrypted.is_not(None))
+        ).all()
+    assert len(pending) == 1  # the first delivery's old secret went with the rotation
+    listing = browser.get("/identifiants").text
+    assert client_id in listing
+    shown = post(browser, f"/identifiants/{pending[0].id}", "/identifiants", {})
+    assert shown.status_code == 200
+    secret = re.search(r'<code id="client-secret">([^<]+)</code>', shown.text)
+    assert secret
+    with session_factory() as session:
+        client = session.scalar(select(Client).where(Client.client_id == client_id))
+        assert client is not None
+        assert client.secret_hash is not None
+        assert check_secret(secret.group(1), client.secret_hash)
+    assert secret.group(1) not in browser.get("/habilitations").text
+    assert "Secret renouvelé" in browser.get("/habilitations").text
