@@ -1,9 +1,12 @@
-"""The instructors' pages: the queue by state and age, a request with all its blocks, the
-diff since the last review and the comments per block, the decisions with their mandatory
-reason, and a habilitation's view with its call statistics and management actions.
+"""The provider staff's pages: the instructors' queue by state and age, a request with all
+its blocks, the diff since the last review and the comments per block, the decisions with
+their mandatory reason; for every staff role, the list of all habilitations and a
+habilitation's view with its call statistics, history and the management actions its role
+allows (``lifecycle.STAFF_PERMISSIONS``).
 
 Routes are thin (STYLE 3): the services decide who may act (an instructor never decides on
-their own organisation's request); the pages map their errors to readable answers.
+their own organisation's request; each management action is checked against the permission
+table); the pages map their errors to readable answers.
 """
 
 from __future__ import annotations
@@ -20,37 +23,39 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from guichet.accounts.models import User
-from guichet.clock import utc
 from guichet.errors import GuichetError
 from guichet.habilitation import lifecycle
 from guichet.habilitation import requests as service
 from guichet.habilitation.lifecycle import (
     DisplayStatus,
-    HabilitationActionRefused,
     ReasonRequired,
+    StaffAction,
+    check_staff,
     display_status,
-    is_instructor,
     may_decide,
+    staff_actions,
 )
-from guichet.habilitation.models import Habilitation, HabilitationEvent
+from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
 from guichet.habilitation.request_models import HabilitationRequest
 from guichet.habilitation.validation import FieldError
 from guichet.portal.requests import (
     BLOCK_LABELS,
+    ENVIRONMENT_LABELS,
     FORM_CONTEXT,
+    HABILITATION_STATUS_LABELS,
     PageNotFound,
     call_statistics,
     error_map,
     error_page,
     field_label,
     habilitation_row,
+    habilitation_timeline,
     in_transaction,
     parse_block,
     parse_id,
     portal_of,
     request_view,
     summary,
-    user_names,
 )
 from guichet.portal.web import csrf_protected, field, redirect, render
 
@@ -65,18 +70,39 @@ DECISIONS: Final = {
     "request_changes": (service.request_changes, "Modifications demandées au partenaire."),
     "refuse": (service.refuse, "Demande refusée."),
 }
+# The form's action → its permission, service, label and hint. Which of them a person sees
+# is read from the permission table (``staff_actions``); the services check it again.
 MANAGEMENT: Final = {
-    "suspend": lifecycle.suspend_habilitation,
-    "resume": lifecycle.resume_habilitation,
-    "notice": lifecycle.give_termination_notice,
-    "terminate": lifecycle.terminate_for_security,
+    "suspend": (
+        StaffAction.SUSPEND,
+        lifecycle.suspend_habilitation,
+        "Suspendre",
+        "Suspension : les appels sont refusés jusqu'au rétablissement.",
+    ),
+    "resume": (
+        StaffAction.RESUME,
+        lifecycle.resume_habilitation,
+        "Rétablir",
+        "Rétablissement : les appels sont de nouveau acceptés.",
+    ),
+    "notice": (
+        StaffAction.NOTICE,
+        lifecycle.give_termination_notice,
+        "Résilier avec préavis de deux mois",
+        "Les appels continuent pendant le préavis.",
+    ),
+    "terminate": (
+        StaffAction.TERMINATE,
+        lifecycle.terminate_for_security,
+        "Résilier immédiatement (sécurité)",
+        "Effet immédiat.",
+    ),
 }
 REASON_TEXT_LIMIT: Final = 5000
 
 
 def _instructor(user: User) -> None:
-    if not is_instructor(user):
-        raise HabilitationActionRefused("Cet espace est réservé aux instructeurs du fournisseur.")
+    check_staff(user, StaffAction.INSTRUCT)
 
 
 async def queue(request: Request) -> Response:
@@ -209,47 +235,80 @@ async def _comment(request: Request, form: FormData, _: Any) -> Response:
     return redirect(request, f"/instruction/demandes/{request_id}#bloc-{block.value}")
 
 
-# --- a habilitation ---------------------------------------------------------------------------
+# --- habilitations, for every staff role -------------------------------------------------------
+
+
+def _enum_filter(cls: type[Environment] | type[HabilitationStatus], value: str) -> Any:
+    try:
+        return cls(value) if value else None
+    except ValueError:
+        return None
+
+
+async def habilitations_list(request: Request) -> Response:
+    """Every habilitation, filtered by state, environment, organisation (name or SIRET)."""
+    params = request.query_params
+    status = _enum_filter(HabilitationStatus, params.get("etat", "")[:32])
+    environment = _enum_filter(Environment, params.get("environnement", "")[:32])
+    organisation = params.get("organisation", "")[:200]
+
+    def work(session: Session, user: User, now: dt.datetime) -> list[dict[str, Any]]:
+        found = lifecycle.list_habilitations(
+            session, user, status=status, environment=environment, organisation=organisation
+        )
+        return [{**habilitation_row(h), "siret": h.organisation.siret} for h in found]
+
+    try:
+        rows = await in_transaction(request, work)
+    except GuichetError as exc:
+        return await error_page(request, exc)
+    return await render(
+        request,
+        "staff/habilitations.html",
+        rows=rows,
+        filters={
+            "etat": status.value if status else "",
+            "environnement": environment.value if environment else "",
+            "organisation": organisation,
+        },
+        statuses=[(s.value, label) for s, label in HABILITATION_STATUS_LABELS.items()],
+        environments=[(e.value, label) for e, label in ENVIRONMENT_LABELS.items()],
+    )
 
 
 def _habilitation_view(
     session: Session, user: User, habilitation_id: uuid.UUID, now: dt.datetime
 ) -> dict[str, Any]:
-    _instructor(user)
+    check_staff(user, StaffAction.VIEW)
     hab = session.get(Habilitation, habilitation_id)
     if hab is None:
         raise PageNotFound("Habilitation introuvable.")
-    events = session.scalars(
-        select(HabilitationEvent)
-        .where(HabilitationEvent.habilitation_id == hab.id)
-        .order_by(HabilitationEvent.at)
-    ).all()
     requests = session.scalars(
         select(HabilitationRequest)
         .where(HabilitationRequest.habilitation_id == hab.id)
         .order_by(HabilitationRequest.created_at)
     ).all()
-    actors = {
-        uuid.UUID(e.actor.removeprefix("user:"))
-        for e in events
-        if e.actor.startswith("user:") and len(e.actor) == 41
+    allowed = staff_actions(user)
+    client = lifecycle.habilitation_client(session, hab)
+    states = {
+        "suspend": hab.status is HabilitationStatus.ACTIVE,
+        "resume": hab.status is HabilitationStatus.SUSPENDED,
+        "notice": hab.status is not HabilitationStatus.TERMINATED
+        and not lifecycle.notice_given(session, hab),
+        "terminate": hab.status is not HabilitationStatus.TERMINATED,
     }
-    names = user_names(session, set(actors))
     return {
         **habilitation_row(hab),
+        "client_id": client.client_id if client else None,
         "statistics": call_statistics(session, hab.id, now),
-        "events": [
-            {
-                "at": utc(e.at),
-                "name": e.name,
-                "reason": e.reason,
-                "who": names.get(uuid.UUID(e.actor[5:]), e.actor)
-                if e.actor.startswith("user:") and len(e.actor) == 41
-                else e.actor,
-            }
-            for e in events
-        ],
+        "timeline": habilitation_timeline(session, hab),
         "requests": [summary(r, now) for r in requests],
+        "actions": [
+            (action, label, hint)
+            for action, (permission, _, label, hint) in MANAGEMENT.items()
+            if permission in allowed and states[action]
+        ],
+        "instructs": StaffAction.INSTRUCT in allowed,
     }
 
 
@@ -271,13 +330,13 @@ async def _manage(request: Request, form: FormData, _: Any) -> Response:
     hp = portal_of(request)
 
     def work(session: Session, user: User, now: dt.datetime) -> None:
-        _instructor(user)
+        check_staff(user, StaffAction.VIEW)
         hab = session.get(Habilitation, habilitation_id)
         if hab is None:
             raise PageNotFound("Habilitation introuvable.")
         if action not in MANAGEMENT:
             raise PageNotFound("Action inconnue.")
-        MANAGEMENT[action](session, hab, user, reason, now=now, mailer=hp.mailer)
+        MANAGEMENT[action][1](session, hab, user, reason, now=now, mailer=hp.mailer)
 
     try:
         await in_transaction(request, work)
@@ -307,6 +366,7 @@ ROUTES = [
     Route("/instruction/demandes/{request_id}", request_page, methods=["GET"]),
     Route("/instruction/demandes/{request_id}/decision", decide, methods=["POST"]),
     Route("/instruction/demandes/{request_id}/commentaires", comment, methods=["POST"]),
+    Route("/instruction/habilitations", habilitations_list, methods=["GET"]),
     Route("/instruction/habilitations/{habilitation_id}", habilitation_page, methods=["GET"]),
     Route("/instruction/habilitations/{habilitation_id}/gestion", manage, methods=["POST"]),
 ]

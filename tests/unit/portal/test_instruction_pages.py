@@ -7,14 +7,21 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from guichet.accounts.models import ProviderRole
+from guichet.accounts.passwords import Passwords
+from guichet.accounts.service import create_user, grant_provider_role
 from guichet.clock import FrozenClock
 from guichet.db import transaction
 from guichet.habilitation.models import Habilitation, HabilitationStatus
 from guichet.habilitation.request_models import HabilitationRequest, RequestStatus
+from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
 from tests.unit.habilitation.support import World
 from tests.unit.portal.test_requests_pages import (
+    EMAILS,
+    _validated_habilitation,
     browser,  # noqa: F401 - fixture
     cert_pem,  # noqa: F401 - fixture
     post,
@@ -163,3 +170,114 @@ def test_habilitation_view_statistics_and_suspension(
     sign_in(browser, "applicant")
     assert "Suspendue" in browser.get("/habilitations").text
     assert browser.get(hab_page).status_code == 403
+
+
+def _status(factory: sessionmaker[Session], hab_id: uuid.UUID) -> HabilitationStatus:
+    with factory() as session:
+        hab = session.get(Habilitation, hab_id)
+        assert hab is not None
+        return hab.status
+
+
+def _administrator(factory: sessionmaker[Session], clock: FrozenClock) -> None:
+    with transaction(factory) as session:
+        admin = create_user(session, "admin@dgfip.test", "Admin", clock.now(), verified=True)
+        admin.password_hash = Passwords(FAST_HASHER).hash(PASSWORD)
+        grant_provider_role(session, admin, ProviderRole.ADMINISTRATOR, clock.now())
+    EMAILS["administrator"] = "admin@dgfip.test"
+
+
+def test_every_staff_role_lists_the_habilitations_and_partners_are_refused(
+    browser: TestClient,  # noqa: F811
+    world: World,  # noqa: F811
+    cert_pem: str,  # noqa: F811
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+) -> None:
+    _, hab_id, _ = _validated_habilitation(session_factory, world, cert_pem, clock, portal)
+    _administrator(session_factory, clock)
+    listing = "/instruction/habilitations"
+    page = f"{listing}/{hab_id}"
+    for who in ("instructor", "operator", "security_officer", "administrator"):
+        sign_in(browser, who)
+        answer = browser.get(listing)
+        assert answer.status_code == 200, who
+        assert f'href="{page}"' in answer.text
+        assert browser.get(page).status_code == 200, who
+    # Only instructors have the queue.
+    for who in ("operator", "security_officer", "administrator"):
+        sign_in(browser, who)
+        assert browser.get("/instruction").status_code == 403, who
+    # Filters: state, environment, organisation (name or SIRET).
+    sign_in(browser, "operator")
+    assert f'href="{page}"' in browser.get(f"{listing}?etat=active&organisation=ville").text
+    assert f'href="{page}"' in browser.get(f"{listing}?organisation=21000000610001").text
+    assert f'href="{page}"' not in browser.get(f"{listing}?etat=suspended").text
+    assert f'href="{page}"' not in browser.get(f"{listing}?environnement=production").text
+    assert f'href="{page}"' not in browser.get(f"{listing}?organisation=Société B").text
+    assert browser.get(f"{listing}?etat=<script>").status_code == 200
+    # Partners, of the organisation or not, get nothing of the staff pages.
+    for who in ("applicant", "technical", "stranger"):
+        sign_in(browser, who)
+        assert browser.get(listing).status_code == 403, who
+        assert browser.get(page).status_code == 403, who
+        refused = post(
+            browser, f"{page}/gestion", "/habilitations", {"action": "suspend", "reason": "x"}
+        )
+        assert refused.status_code == 403, who
+        assert "Suspendre" not in browser.get(listing).text
+    assert _status(session_factory, hab_id) is HabilitationStatus.ACTIVE
+    browser.cookies.clear()
+    assert browser.get(listing).headers["location"] == "/connexion"
+
+
+def test_each_role_sees_and_does_only_its_actions(
+    browser: TestClient,  # noqa: F811
+    world: World,  # noqa: F811
+    cert_pem: str,  # noqa: F811
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+) -> None:
+    _, hab_id, _ = _validated_habilitation(session_factory, world, cert_pem, clock, portal)
+    page = f"/instruction/habilitations/{hab_id}"
+
+    def act(action: str) -> int:
+        answer = post(browser, f"{page}/gestion", page, {"action": action, "reason": "Motif."})
+        return int(answer.status_code)
+
+    sign_in(browser, "operator")
+    shown = browser.get(page).text
+    assert 'value="suspend"' in shown
+    assert 'value="terminate"' not in shown
+    assert 'value="notice"' not in shown
+    assert act("terminate") == 403
+    assert act("notice") == 403
+    assert act("suspend") == 303
+    assert _status(session_factory, hab_id) is HabilitationStatus.SUSPENDED
+    assert 'value="resume"' in browser.get(page).text
+    assert act("resume") == 303
+    assert _status(session_factory, hab_id) is HabilitationStatus.ACTIVE
+
+    sign_in(browser, "instructor")
+    shown = browser.get(page).text
+    assert 'value="notice"' in shown
+    assert 'value="terminate"' not in shown
+    assert act("terminate") == 403
+    assert act("bogus") == 404
+
+    sign_in(browser, "security_officer")
+    shown = browser.get(page).text
+    assert 'value="terminate"' in shown
+    assert 'value="suspend"' in shown
+    assert act("suspend") == 303
+    assert 'value="resume"' not in browser.get(page).text
+    assert act("resume") == 403
+    assert _status(session_factory, hab_id) is HabilitationStatus.SUSPENDED
+    assert act("terminate") == 303
+    assert _status(session_factory, hab_id) is HabilitationStatus.TERMINATED
+    final = browser.get(page).text
+    assert "Habilitation résiliée : plus aucune action." in final
+    assert "Résiliée" in final
+    assert "par RSSI" in final

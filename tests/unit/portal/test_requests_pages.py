@@ -47,6 +47,8 @@ EMAILS = {
     "stranger": "demandeur@societe-b.fr",
     "instructor": "instructeur@dgfip.test",
     "instructor_of_a": "agent@ville-a.fr",
+    "operator": "exploitant@dgfip.test",
+    "security_officer": "rssi@dgfip.test",
 }
 
 
