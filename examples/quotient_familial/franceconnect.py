@@ -3,6 +3,8 @@ sandbox federation), with Authlib's client: ``state``, ``nonce``, PKCE, ID token
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +27,9 @@ SCOPES: Final = (
     "dgfip_rfr dgfip_nbpart dgfip_annee_n_moins_1 dgfip_annee_n_moins_2"
 )
 ACR: Final = "eidas1"
+# The signatures FranceConnect v2 uses, fixed here: never taken from the discovery document,
+# which would let whoever can alter it (or the JWT's own header) pick ``none`` or HS256.
+ALGORITHMS: Final = ["ES256", "RS256"]
 FLOW_LIFETIME: Final = 600  # seconds between the click and the return from FranceConnect
 
 
@@ -98,13 +103,21 @@ class SignedIn:
 class FranceConnect:
     """The OpenID Connect flow against FranceConnect v2 (or guichet's sandbox federation)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.config = config
+        # Tests route the calls to an in-process federation; ``None`` is the network.
+        self._transport = transport
         self._metadata: dict[str, Any] | None = None
         self._keys: KeySet | None = None
 
+    def _http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=10, transport=self._transport)
+
     def _client(self) -> AsyncOAuth2Client:
         return AsyncOAuth2Client(
+            transport=self._transport,
             client_id=self.config.fc_client_id,
             client_secret=self.config.fc_client_secret,
             scope=SCOPES,
@@ -117,7 +130,7 @@ class FranceConnect:
     async def metadata(self) -> dict[str, Any]:
         """OpenID Connect Discovery; the issuer must be the one we were configured with."""
         if self._metadata is None:
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with self._http() as http:
                 response = await http.get(self.config.discovery_url)
                 response.raise_for_status()
                 metadata: dict[str, Any] = response.json()
@@ -129,7 +142,7 @@ class FranceConnect:
     async def keys(self, *, refresh: bool = False) -> KeySet:
         if self._keys is None or refresh:
             metadata = await self.metadata()
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with self._http() as http:
                 response = await http.get(metadata["jwks_uri"])
                 response.raise_for_status()
             self._keys = KeySet.import_key_set(response.json())
@@ -176,15 +189,17 @@ class FranceConnect:
         )
 
     async def _decode(self, value: str) -> jwt.Token:
-        """A JWT signed by the federation, with an algorithm it announced (never ``none``,
-        never a symmetric one keyed with its public key)."""
-        metadata = await self.metadata()
-        announced = metadata.get("id_token_signing_alg_values_supported", [])
-        algorithms = [a for a in announced if a in {"ES256", "RS256"}]
+        """A JWT signed by one of the federation's keys, in ES256 or RS256 only
+        (``ALGORITHMS``: never ``none``, never HS256 keyed with its public key), whatever
+        the discovery document or the JWT's header say."""
+        keys = await self.keys()
         try:
-            return jwt.decode(value, await self.keys(), algorithms=algorithms)
-        except JoseError:  # e.g. the federation rotated its keys: fetch them once more
-            return jwt.decode(value, await self.keys(refresh=True), algorithms=algorithms)
+            return jwt.decode(value, keys, algorithms=ALGORITHMS)
+        except JoseError:
+            if _kid(value) in {k.kid for k in keys.keys}:
+                raise  # a known key that does not verify: a forgery, not a rotation
+            # An unknown key id: the federation may have rotated its keys. Fetch them once.
+            return jwt.decode(value, await self.keys(refresh=True), algorithms=ALGORITHMS)
 
     async def validate_id_token(
         self, id_token: str, access_token: str, nonce: str
@@ -218,7 +233,7 @@ class FranceConnect:
 
         A plain bearer call: Authlib's session would refuse a token that lives less than its
         60-second leeway, which every FranceConnect access token does."""
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with self._http() as http:
             response = await http.get(
                 metadata["userinfo_endpoint"], headers={"Authorization": f"Bearer {access_token}"}
             )
@@ -246,3 +261,13 @@ class FranceConnect:
             }
         )
         return f"{metadata['end_session_endpoint']}?{query}"
+
+
+def _kid(value: str) -> object:
+    """The ``kid`` of a compact JWS's header, or None when it cannot be read."""
+    try:
+        segment = value.split(".")[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError, UnicodeError):
+        return None
+    return header.get("kid") if isinstance(header, dict) else None

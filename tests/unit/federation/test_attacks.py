@@ -12,7 +12,7 @@ import httpx
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
-from joserfc.jwk import OctKey
+from joserfc.jwk import ECKey, OctKey
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.federation.citizens import SANDBOX_PASSWORD
@@ -397,7 +397,14 @@ async def test_forged_id_token_hints_are_refused(federation: Federation) -> None
         jwt.encode({"alg": "HS256", "kid": public["kid"]}, claims, OctKey.import_key(secret))
         for secret in (json.dumps(public).encode(), public["x"].encode())
     ]
-    for hint in (alg_none, *confused):
+    # Another key's valid ES256 signature under the federation's own kid: the right family
+    # and kid, the wrong key.
+    other_key = jwt.encode(
+        {"alg": "ES256", "typ": "JWT", "kid": public["kid"]},
+        claims,
+        ECKey.generate_key("P-256", private=True),
+    )
+    for hint in (alg_none, *confused, other_key):
         async with fed.browser() as http:
             response = await http.get(
                 "/session/end",
@@ -413,6 +420,20 @@ async def test_forged_id_token_hints_are_refused(federation: Federation) -> None
         missing = await http.get("/session/end", params={"post_logout_redirect_uri": LOGGED_OUT})
     assert missing.status_code == 400
     assert "location" not in missing.headers
+    # The control: a hint under the federation's real signature is accepted.
+    code = await get_code(fed, params(fed))
+    real = (await redeem(fed, code)).json()["id_token"]
+    async with fed.browser() as http:
+        accepted = await http.get(
+            "/session/end",
+            params={
+                "id_token_hint": real,
+                "post_logout_redirect_uri": LOGGED_OUT,
+                "state": "s" * 32,
+            },
+        )
+    assert accepted.status_code in (302, 303), accepted.text
+    assert accepted.headers["location"].startswith(LOGGED_OUT)
 
 
 async def test_production_persons_never_sign_in(

@@ -72,20 +72,28 @@ def anyio_backend() -> str:
 
 
 class Tampering(httpx.AsyncBaseTransport):
-    """The federation's real app, with its ``/token`` answer rewritten when a test says so
-    (a man in the middle, or a federation that went wrong)."""
+    """The federation's real app, with its ``/token`` answer's ID token or its ``/userinfo``
+    JWT rewritten when a test says so (a man in the middle, or a federation gone wrong)."""
 
     def __init__(self, app: Starlette) -> None:
         self.inner = httpx.ASGITransport(app=app)
         self.rewrite_id_token: Callable[[str], str] | None = None
+        self.rewrite_userinfo: Callable[[str], str] | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if self.rewrite_id_token is None or request.url.path != "/token":
-            return response
-        body = json.loads(await response.aread())
-        body["id_token"] = self.rewrite_id_token(body["id_token"])
-        return httpx.Response(response.status_code, json=body)
+        if self.rewrite_id_token is not None and request.url.path == "/token":
+            body = json.loads(await response.aread())
+            body["id_token"] = self.rewrite_id_token(body["id_token"])
+            return httpx.Response(response.status_code, json=body)
+        if self.rewrite_userinfo is not None and request.url.path == "/userinfo":
+            signed = (await response.aread()).decode("ascii")
+            return httpx.Response(
+                response.status_code,
+                text=self.rewrite_userinfo(signed),
+                headers={"content-type": response.headers["content-type"]},
+            )
+        return response
 
 
 @dataclass
@@ -397,6 +405,22 @@ def test_history_pages(world: World) -> None:
 # --- refusals -----------------------------------------------------------------------------
 
 
+async def test_the_untampered_userinfo_passes_through_the_rewriter(world: World) -> None:
+    """The rewriting seam itself changes nothing when it returns what it got."""
+    seen: list[str] = []
+
+    def keep(token: str) -> str:
+        seen.append(token)
+        return token
+
+    world.transport.rewrite_userinfo = keep
+    async with world.browser() as portal:
+        answer = await portal.get(await through_federation(world, await start(portal)))
+        assert answer.status_code == 303, answer.text
+        assert len(seen) == 1
+        assert (await portal.get("/mes-donnees/echanges")).status_code == 200
+
+
 async def test_state_mismatch(world: World) -> None:
     async with world.browser() as portal:
         back = await through_federation(world, await start(portal))
@@ -473,6 +497,30 @@ async def test_forged_id_tokens_are_refused(world: World, forge: Any, code: str)
             return hmac_with_public_key(token, public)
 
     world.transport.rewrite_id_token = forge
+    async with world.browser() as portal:
+        answer = await portal.get(await through_federation(world, await start(portal)))
+        assert_readable_error(answer, 400)
+        assert reference(answer) == code
+        assert (await portal.get("/mes-donnees/echanges")).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("forge", "code"),
+    [(other_key, "jwt_signature"), (alg_none, "jwt_alg"), ("hmac", "jwt_alg")],
+)
+async def test_forged_userinfo_is_refused(world: World, forge: Any, code: str) -> None:
+    """The UserInfo JWT is verified like the ID token (OpenID Connect Core §5.3.2): signed
+    by another key under the federation's ``kid``, ``alg: none``, or HS256 keyed with the
+    federation's public key, it is refused and nobody is signed in — even though the ID
+    token before it was genuine."""
+    if forge == "hmac":
+        async with world.fed.browser() as http:
+            public = (await http.get("/jwks")).json()["keys"][0]
+
+        def forge(token: str) -> str:
+            return hmac_with_public_key(token, public)
+
+    world.transport.rewrite_userinfo = forge
     async with world.browser() as portal:
         answer = await portal.get(await through_federation(world, await start(portal)))
         assert_readable_error(answer, 400)
