@@ -498,6 +498,8 @@ def test_my_habilitations_show_history_client_id_and_the_minute_s_quota_use(
     assert "D'après le journal des échanges" in page
     assert re.search(r"Habilitation délivrée \(demande validée\).*Suspendue", page, re.S)
     assert "Motif : Maintenance" in page
+    # One badge per card, its status: the history does not use badges.
+    assert page.count('class="fr-badge') == 1
     assert "par Exploitant" in page
     sign_in(browser, "stranger")
     assert client_id not in browser.get("/habilitations").text
