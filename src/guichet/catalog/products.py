@@ -1,7 +1,9 @@
 """The provider's API products, described once and read by the gateway, docs and portal.
 
-Every field of the IR "assiettes" record belongs to exactly one data scope
-(``IR_FIELD_SCOPES``); ``docs/catalogue.md`` shows the same table.
+Every field a resource returns belongs to exactly one data scope: ``IR_FIELD_SCOPES`` for
+the IR "assiettes" record, ``FACTURE_FIELD_SCOPES``, ``IFI_FIELD_SCOPES``,
+``TH_FIELD_SCOPES`` and ``LEP_FIELD_SCOPES`` for the other resources, and
+``DATA_SCOPE_LABELS`` names each scope; ``docs/catalogue.md`` shows the same tables.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class ApiProduct:
 
 
 IR_MEDIA_TYPE: Final = "application/prs.dgfip.part.situations.ir.assiettes.v1+json"
+# The other resources' media types, as the provider's OpenAPI document names them.
+FACTURE_MEDIA_TYPE: Final = "application/prs.dgfip.part.situations.ir.factures.v1+json"
+IFI_MEDIA_TYPE: Final = "application/prs.dgfip.situations.ifiisf.assiettes.v1+json"
+TH_MEDIA_TYPE: Final = "application/prs.dgfip.part.situations.th.assiettes.v1+json"
+LEP_MEDIA_TYPE: Final = "application/prs.dgfip.part.ouverturelep.v1+json"
 
 # Field (top-level, or "rev.<category>") → the one data scope that releases it.
 IR_FIELD_SCOPES: Final = MappingProxyType(
@@ -86,7 +93,86 @@ IR_FIELD_SCOPES: Final = MappingProxyType(
     }
 )
 
-IR_DATA_SCOPES: Final = frozenset(IR_FIELD_SCOPES.values()) | {"dgfip_locaux_th"}
+# The IR bill (``…/situations/ir/factures/…``): the IR record above, plus the lines of the
+# notice [provider's OpenAPI, ``SituationsIRAssiettesFacturesJAXBbean.facture``].
+FACTURE_FIELD_SCOPES: Final = MappingProxyType({"facture": "dgfip_ir_facture"})
+
+# The wealth tax on real estate (IFI, ISF before 2018) declared with the income of ``annrev``:
+# the provider's indicator [``SituationIfiIsfJAXBbean.indicateurIfiIsf``], and guichet's two
+# amounts in the same style (docs/catalogue.md).
+IFI_FIELD_SCOPES: Final = MappingProxyType(
+    {
+        "indicateurIfiIsf": "dgfip_ifi",
+        "patrimoineNetTaxable": "dgfip_ifi_montants",
+        "montantIfi": "dgfip_ifi_montants",
+    }
+)
+
+# One principal housing-tax assessment [``SituationTHJAXBbean``]: what is taxed (as OS7),
+# where, and in whose name.
+TH_FIELD_SCOPES: Final = MappingProxyType(
+    {
+        "regimeTax": "dgfip_locaux_th",
+        "natureImp": "dgfip_locaux_th",
+        "locaux": "dgfip_locaux_th",
+        "codeDsf": "dgfip_adresse_th",
+        "codeCommune": "dgfip_adresse_th",
+        "codeAft": "dgfip_adresse_th",
+        "numVoie": "dgfip_adresse_th",
+        "btq": "dgfip_adresse_th",
+        "libelleVoie": "dgfip_adresse_th",
+        "libelleCommune": "dgfip_adresse_th",
+        "libelleEdition1": "dgfip_redevables_th",
+        "libelleEdition2": "dgfip_redevables_th",
+    }
+)
+
+# The livret d'épargne populaire check [``OuvertureLepJAXBbean.statut``]: "O" or "N".
+LEP_FIELD_SCOPES: Final = MappingProxyType({"statut": "dgfip_eligibilite_lep"})
+
+IR_DATA_SCOPES: Final = frozenset(
+    {
+        *IR_FIELD_SCOPES.values(),
+        *FACTURE_FIELD_SCOPES.values(),
+        *IFI_FIELD_SCOPES.values(),
+        *TH_FIELD_SCOPES.values(),
+        *LEP_FIELD_SCOPES.values(),
+    }
+)
+
+# Each data scope in plain French: the consent page's default label and the portal's.
+DATA_SCOPE_LABELS: Final = MappingProxyType(
+    {
+        "dgfip_rfr": "Revenu fiscal de référence (RFR)",
+        "dgfip_nbpart": "Nombre de parts du foyer fiscal",
+        "dgfip_sitfam": "Situation de famille (marié, pacsé, célibataire, veuf, divorcé)",
+        "dgfip_pac": "Nombre de personnes à charge",
+        "dgfip_decl": "Identité des déclarants (noms, prénoms, dates et lieux de naissance)",
+        "dgfip_aft": "Adresse fiscale de taxation au 1er janvier",
+        "dgfip_pariso": "Parent isolé (case T)",
+        "dgfip_pensalper": "Montant des pensions alimentaires perçues",
+        "dgfip_inddeficit": "Existence d'un déficit",
+        "dgfip_rbg": "Revenu brut global",
+        "dgfip_mntRevbareme": "Montant des revenus soumis au barème",
+        "dgfip_revimposable": "Revenu imposable",
+        "dgfip_montantimpot": "Montant de l'impôt sur le revenu",
+        "dgfip_recouvrement": "Données de recouvrement de l'impôt (dates, numéro de rôle)",
+        "dgfip_rns": (
+            "Détail des revenus par catégorie (salaires, pensions, revenus non salariaux…)"
+        ),
+        "dgfip_rev_monde": "Revenus mondiaux",
+        "dgfip_locaux_th": "Données du logement soumis à la taxe d'habitation",
+        "dgfip_ir_facture": (
+            "Facture de l'impôt sur le revenu (montants, dates de mise en recouvrement et "
+            "limite de paiement, reste à payer)"
+        ),
+        "dgfip_ifi": "Assujettissement à l'impôt sur la fortune immobilière (IFI)",
+        "dgfip_ifi_montants": "Patrimoine net taxable et montant de l'IFI",
+        "dgfip_adresse_th": "Adresse de la résidence principale (taxe d'habitation)",
+        "dgfip_redevables_th": "Nom des redevables de la taxe d'habitation",
+        "dgfip_eligibilite_lep": "Éligibilité au livret d'épargne populaire (LEP)",
+    }
+)
 
 # Revenue-year scopes: offset from the current year [DESIGN, dgfip_annee_n_moins_*].
 YEAR_SCOPES: Final = MappingProxyType(
@@ -122,6 +208,20 @@ _IR_RESOURCES: Final = (
         "RessourceIRDerniere2",
     ),
 )
+
+# The other resources of a person and a year, in both access modes: (name stem, path after
+# the person, resource scope).
+_OTHER_RESOURCES: Final = (
+    ("ir_factures", "/situations/ir/factures/annrev/{annrev}", "RessourceIRFacture"),
+    ("ifi_assiettes", "/situations/ifiisf/assiettes/annrev/{annrev}", "RessourceIFI"),
+    (
+        "th_principale",
+        "/situations/th/assiettes/principale/annrev/{annrev}",
+        "RessourceTHPrincipale",
+    ),
+)
+# The LEP check exists by SPI only [provider's OpenAPI, ``Ouverturelep``].
+_LEP_PATH: Final = "/lep/departement/{departement}/annrev/{annrev}/bareme/{bareme}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +263,13 @@ IMPOT_PARTICULIER: Final = ApiProduct(
         # By SPI [004 CGU §4].
         *(
             Operation(f"{n}_spi", f"{_V1}/spi/{{spi}}{p}", scope, "spi")
-            for n, p, scope in _IR_RESOURCES
+            for n, p, scope in (*_IR_RESOURCES, *_OTHER_RESOURCES)
         ),
+        Operation("lep_spi", f"{_V1}/spi/{{spi}}{_LEP_PATH}", "RessourceLEP", "spi"),
         # FranceConnect mode: the citizen's federation token in ``X-FranceConnect-OAuth``.
         *(
             Operation(f"{n}_fc", f"{_V1}{p}", scope, "franceconnect")
-            for n, p, scope in _IR_RESOURCES
+            for n, p, scope in (*_IR_RESOURCES, *_OTHER_RESOURCES)
         ),
         # The convention's OS contract, a compatibility surface over the same checks.
         *(

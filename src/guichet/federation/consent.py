@@ -28,7 +28,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
-from guichet.catalog.products import IR_DATA_SCOPES, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
+from guichet.catalog.products import (
+    DATA_SCOPE_LABELS,
+    IR_DATA_SCOPES,
+    YEAR_FALLBACK_SCOPE,
+    YEAR_SCOPES,
+)
 from guichet.clock import Clock, utc
 from guichet.federation.citizens import Citizen
 from guichet.federation.models import ConsentRecord
@@ -48,25 +53,7 @@ REFUSE: Final = "refuse"
 
 # The catalogue's plain-French label of each data scope, for a partner whose habilitation
 # declares none (the demo clients have no habilitation at all).
-CATALOGUE_LABELS: Final[Mapping[str, str]] = {
-    "dgfip_rfr": "Revenu fiscal de référence (RFR)",
-    "dgfip_nbpart": "Nombre de parts du foyer fiscal",
-    "dgfip_sitfam": "Situation de famille (marié, pacsé, célibataire, veuf, divorcé)",
-    "dgfip_pac": "Nombre de personnes à charge",
-    "dgfip_decl": "Identité des déclarants (noms, prénoms, dates et lieux de naissance)",
-    "dgfip_aft": "Adresse fiscale de taxation au 1er janvier",
-    "dgfip_pariso": "Parent isolé (case T)",
-    "dgfip_pensalper": "Montant des pensions alimentaires perçues",
-    "dgfip_inddeficit": "Existence d'un déficit",
-    "dgfip_rbg": "Revenu brut global",
-    "dgfip_mntRevbareme": "Montant des revenus soumis au barème",
-    "dgfip_revimposable": "Revenu imposable",
-    "dgfip_montantimpot": "Montant de l'impôt sur le revenu",
-    "dgfip_recouvrement": "Données de recouvrement de l'impôt (dates, numéro de rôle)",
-    "dgfip_rns": "Détail des revenus par catégorie (salaires, pensions, revenus non salariaux…)",
-    "dgfip_rev_monde": "Revenus mondiaux",
-    "dgfip_locaux_th": "Données du logement soumis à la taxe d'habitation",
-}
+CATALOGUE_LABELS: Final[Mapping[str, str]] = DATA_SCOPE_LABELS
 # What the identity provider transmits for each identity scope (FranceConnect v2).
 IDENTITY_LABELS: Final[Mapping[str, str]] = {
     "given_name": "Prénoms",

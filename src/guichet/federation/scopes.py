@@ -34,6 +34,13 @@ DATA_SCOPES: Final = frozenset(
         "dgfip_pensalper",
         "dgfip_rbg",
         "dgfip_rev_monde",
+        # The IR bill, the IFI and the principal housing tax's address and payers (the LEP
+        # check has no FranceConnect mode).
+        "dgfip_ir_facture",
+        "dgfip_ifi",
+        "dgfip_ifi_montants",
+        "dgfip_adresse_th",
+        "dgfip_redevables_th",
         "dgfip_annee_n_moins_1",
         "dgfip_annee_n_moins_2",
         "dgfip_annee_n_moins_3",

@@ -1,9 +1,17 @@
-"""Loads a provider extract of IR situations (JSON Lines) into a store, all or nothing.
+"""Loads a provider extract (JSON Lines) into a store, all or nothing.
 
-One JSON object per line: ``{"spi", "annrev", "rang", "foyer", "record"}`` (format in
-``docs/catalogue.md``). Every line is validated before anything is written; one bad line
-and nothing of the file is loaded. The situations of a (spi, annrev) pair found in the
-file replace every situation the store held for that pair.
+One JSON object per line (format in ``docs/catalogue.md``), of one of three kinds, told
+apart by ``"ressource"``:
+
+- absent or ``"ir"``: an IR situation ``{"spi", "annrev", "rang", "foyer", "record"}`` and,
+  optionally, the lines of its notice ``"facture"``;
+- ``"ifi"``: an IFI declaration ``{"spi", "annrev", "foyer", "record"}``;
+- ``"th"``: a housing-tax assessment ``{"spi", "annee", "avis", "regimeTax", "entete",
+  "locaux"}``.
+
+Every line is validated before anything is written; one bad line and nothing of the file
+is loaded. What the file holds for a (spi, year) pair replaces everything of the same kind
+the store held for that pair.
 """
 
 from __future__ import annotations
@@ -12,14 +20,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Table, and_, bindparam, delete, insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from guichet.records.ir_record import IrRecord
-from guichet.records.models import IrSituation
+from guichet.records.ir_record import Facture, IfiRecord, IrRecord, ThHeading, ThLocalRecord
+from guichet.records.models import IfiSituation, IrSituation, ThAvis, ThLocal
 from guichet.records.spi import is_spi
 
 log = logging.getLogger(__name__)
@@ -33,14 +41,52 @@ def _spi(value: str) -> str:
     return value
 
 
+Spi = Annotated[str, AfterValidator(_spi)]
+Year = Annotated[int, Field(ge=1000, le=9999)]
+Foyer = Annotated[str, Field(min_length=1, max_length=32)]
+
+
 class ImportLine(BaseModel):
+    """An IR situation, with the lines of its notice when one was issued."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    spi: Annotated[str, AfterValidator(_spi)]
-    annrev: Annotated[int, Field(ge=1000, le=9999)]
+    ressource: Literal["ir"] = "ir"
+    spi: Spi
+    annrev: Year
     rang: Annotated[int, Field(ge=1, le=99)] = 1
-    foyer: Annotated[str, Field(min_length=1, max_length=32)]
+    foyer: Foyer
     record: IrRecord
+    facture: Facture | None = None
+
+
+class IfiLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    ressource: Literal["ifi"]
+    spi: Spi
+    annrev: Year
+    foyer: Foyer
+    record: IfiRecord
+
+
+class ThLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    ressource: Literal["th"]
+    spi: Spi
+    annee: Year
+    avis: Annotated[str, Field(pattern=r"^[0-9A-Z-]{1,24}$")]
+    regimeTax: Literal["P", "S"]
+    entete: ThHeading
+    locaux: Annotated[list[ThLocalRecord], Field(min_length=1)]
+
+
+_KINDS: dict[str, type[ImportLine] | type[IfiLine] | type[ThLine]] = {
+    "ir": ImportLine,
+    "ifi": IfiLine,
+    "th": ThLine,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +110,9 @@ class ImportRejected(Exception):
 class ImportReport:
     store: str
     situations: int
-    pairs: int  # (spi, annrev) pairs replaced
+    pairs: int  # (spi, annrev) pairs whose IR situations were replaced
+    ifi: int = 0  # IFI declarations loaded
+    th_avis: int = 0  # housing-tax assessments loaded
 
 
 def _describe(exc: ValidationError) -> str:
@@ -75,11 +123,33 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_lines(lines: list[str]) -> tuple[list[ImportLine], list[LineError]]:
-    """Every valid line, and every error with its 1-based line number (blank lines skipped)."""
-    good: list[ImportLine] = []
+@dataclass(slots=True)
+class ParsedFile:
+    """The valid lines of a file, by kind."""
+
+    situations: list[ImportLine]
+    ifi: list[IfiLine]
+    th: list[ThLine]
+
+
+def _key(row: ImportLine | IfiLine | ThLine) -> tuple[Any, ...]:
+    if isinstance(row, ImportLine):
+        return ("ir", row.spi, row.annrev, row.rang)
+    if isinstance(row, IfiLine):
+        return ("ifi", row.spi, row.annrev)
+    return ("th", row.spi, row.annee, row.avis)
+
+
+_KEY_NAMES = {"ir": "(spi, annrev, rang)", "ifi": "(ressource ifi, spi, annrev)"}
+
+
+def parse_file(lines: list[str]) -> tuple[ParsedFile, list[LineError]]:
+    """Every valid line by kind, and every error with its 1-based line number (blank lines
+    skipped)."""
+    parsed = ParsedFile([], [], [])
     errors: list[LineError] = []
-    seen: dict[tuple[str, int, int], int] = {}
+    seen: dict[tuple[Any, ...], int] = {}
+    invariants: dict[tuple[str, int, str], int] = {}
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -88,18 +158,72 @@ def parse_lines(lines: list[str]) -> tuple[list[ImportLine], list[LineError]]:
         except json.JSONDecodeError as exc:
             errors.append(LineError(number, f"JSON invalide ({exc.msg}, colonne {exc.colno})"))
             continue
+        kind = raw.get("ressource", "ir") if isinstance(raw, dict) else "ir"
+        model = _KINDS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            errors.append(LineError(number, f"ressource: inconnue ({kind!r}) : ir, ifi ou th"))
+            continue
         try:
-            row = ImportLine.model_validate(raw)
+            row = model.model_validate(raw)
         except ValidationError as exc:
             errors.append(LineError(number, _describe(exc)))
             continue
-        key = (row.spi, row.annrev, row.rang)
+        key = _key(row)
         if key in seen:
-            errors.append(LineError(number, f"doublon de la ligne {seen[key]} (spi, annrev, rang)"))
+            names = _KEY_NAMES.get(key[0], "(ressource th, spi, annee, avis)")
+            errors.append(LineError(number, f"doublon de la ligne {seen[key]} {names}"))
             continue
         seen[key] = number
-        good.append(row)
-    return good, errors
+        if isinstance(row, ThLine):
+            clash = next(
+                (
+                    (local.invariant, invariants[(row.spi, row.annee, local.invariant)])
+                    for local in row.locaux
+                    if (row.spi, row.annee, local.invariant) in invariants
+                ),
+                None,
+            )
+            if clash is not None:
+                errors.append(
+                    LineError(number, f"local {clash[0]} déjà déclaré à la ligne {clash[1]}")
+                )
+                continue
+            for local in row.locaux:
+                invariants[(row.spi, row.annee, local.invariant)] = number
+            parsed.th.append(row)
+        elif isinstance(row, IfiLine):
+            parsed.ifi.append(row)
+        else:
+            parsed.situations.append(row)
+    return parsed, errors
+
+
+def parse_lines(lines: list[str]) -> tuple[list[ImportLine], list[LineError]]:
+    """The valid IR situations and every error (see ``parse_file``)."""
+    parsed, errors = parse_file(lines)
+    return parsed.situations, errors
+
+
+def _table(model: type[IrSituation | IfiSituation | ThAvis | ThLocal]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _replace(
+    session: Session, table: Table, store: str, year: str, pairs: list[tuple[str, int]]
+) -> None:
+    """Delete ``table``'s rows of ``store`` for each (spi, year) pair."""
+    if not pairs:
+        return
+    session.execute(
+        delete(table).where(
+            and_(
+                table.c.store == store,
+                table.c.spi == bindparam("b_spi"),
+                table.c[year] == bindparam("b_year"),
+            )
+        ),
+        [{"b_spi": spi, "b_year": y} for spi, y in pairs],
+    )
 
 
 def import_impot_particulier(
@@ -114,9 +238,10 @@ def import_impot_particulier(
         raise ImportRejected(
             [LineError(0, f"le fichier n'est pas en UTF-8 ({exc.reason})")]
         ) from None
-    rows, errors = parse_lines(lines)
+    parsed, errors = parse_file(lines)
     if errors:
         raise ImportRejected(errors)
+    rows = parsed.situations
     pairs = sorted({(r.spi, r.annrev) for r in rows})
     values = [
         {
@@ -126,24 +251,80 @@ def import_impot_particulier(
             "rang": r.rang,
             "foyer": r.foyer,
             "record": r.record.model_dump(mode="json", exclude_unset=True),
+            "facture": (
+                None
+                if r.facture is None
+                else [line.model_dump(mode="json", exclude_unset=True) for line in r.facture]
+            ),
         }
         for r in rows
     ]
-    table = cast(Table, IrSituation.__table__)
+    ifi_values = [
+        {
+            "store": store,
+            "spi": r.spi,
+            "annrev": r.annrev,
+            "foyer": r.foyer,
+            "record": r.record.model_dump(mode="json", exclude_unset=True),
+        }
+        for r in parsed.ifi
+    ]
+    avis_values = [
+        {
+            "store": store,
+            "spi": r.spi,
+            "annee": r.annee,
+            "avis": r.avis,
+            "record": r.entete.model_dump(mode="json", exclude_unset=True),
+        }
+        for r in parsed.th
+    ]
+    local_values = [
+        {
+            "store": store,
+            "spi": r.spi,
+            "annee": r.annee,
+            "avis": r.avis,
+            "invariant": local.invariant,
+            "nature_local": local.natureLocal,
+            "affectation": local.affectation,
+            "principal": r.regimeTax == "P",
+        }
+        for r in parsed.th
+        for local in r.locaux
+    ]
+    th_pairs = sorted({(r.spi, r.annee) for r in parsed.th})
     with session_factory() as session, session.begin():
-        if pairs:
-            session.execute(
-                delete(table).where(
-                    and_(
-                        table.c.store == store,
-                        table.c.spi == bindparam("b_spi"),
-                        table.c.annrev == bindparam("b_annrev"),
-                    )
-                ),
-                [{"b_spi": spi, "b_annrev": annrev} for spi, annrev in pairs],
-            )
-            session.execute(insert(table), values)
+        _replace(session, _table(IrSituation), store, "annrev", pairs)
+        _replace(
+            session,
+            _table(IfiSituation),
+            store,
+            "annrev",
+            sorted({(r.spi, r.annrev) for r in parsed.ifi}),
+        )
+        _replace(session, _table(ThAvis), store, "annee", th_pairs)
+        _replace(session, _table(ThLocal), store, "annee", th_pairs)
+        for model, batch in (
+            (IrSituation, values),
+            (IfiSituation, ifi_values),
+            (ThAvis, avis_values),
+            (ThLocal, local_values),
+        ):
+            if batch:
+                session.execute(insert(_table(model)), batch)
     log.info(
-        "records:import:loaded store=%s situations=%d pairs=%d", store, len(values), len(pairs)
+        "records:import:loaded store=%s situations=%d pairs=%d ifi=%d th_avis=%d",
+        store,
+        len(values),
+        len(pairs),
+        len(ifi_values),
+        len(avis_values),
     )
-    return ImportReport(store=store, situations=len(values), pairs=len(pairs))
+    return ImportReport(
+        store=store,
+        situations=len(values),
+        pairs=len(pairs),
+        ifi=len(ifi_values),
+        th_avis=len(avis_values),
+    )

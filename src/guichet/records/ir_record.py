@@ -1,4 +1,5 @@
-"""The IR "assiettes" record as the provider sends it, typed for validating extracts.
+"""The IR "assiettes" record as the provider sends it, typed for validating extracts; and
+the records of the bill, IFI and housing-tax resources.
 
 Every field is optional (a provider may leave one out) but, when present, has the
 provider's type; unknown fields are refused, since only catalogued fields can be released.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Text60 = Annotated[str, Field(max_length=60)]
 Count = Annotated[int, Field(ge=0, le=99)]
@@ -105,3 +106,60 @@ class IrRecord(_Strict):
 # "rev.<category>" names, as ``IR_FIELD_SCOPES`` keys them.
 REV_CATEGORIES = tuple(Revenus.model_fields)
 RECORD_FIELDS = tuple(IrRecord.model_fields)
+
+
+# --- the other resources' records (docs/catalogue.md) ---------------------------------
+
+_Col = Annotated[str, Field(max_length=60)] | None
+
+
+class FactureLine(_Strict):
+    """One line of an IR notice, as the provider's ``SituationIRfactureJAXBbean`` has it."""
+
+    numLigne: Annotated[int, Field(ge=1, le=999)]
+    codeLigne: Annotated[str, Field(pattern=r"^[0-9A-Z]{1,10}$")]
+    libelleLigne: Annotated[str, Field(min_length=1, max_length=120)]
+    colonne1: _Col = None
+    colonne2: _Col = None
+    colonne3: _Col = None
+    colonne4: _Col = None
+
+
+def _unique_line_numbers(lines: list[FactureLine]) -> list[FactureLine]:
+    numbers = [line.numLigne for line in lines]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("numLigne must be unique within a notice")
+    return lines
+
+
+Facture = Annotated[list[FactureLine], AfterValidator(_unique_line_numbers)]
+
+
+class IfiRecord(_Strict):
+    """The IFI a household declared with the income of a year."""
+
+    indicateurIfiIsf: Literal["O", "N"]
+    patrimoineNetTaxable: Annotated[int, Field(ge=0, le=99_999_999_999)] | None = None
+    montantIfi: Annotated[int, Field(ge=0, le=9_999_999_999)] | None = None
+
+
+class ThHeading(_Strict):
+    """The heading of one housing-tax assessment (``SituationTHJAXBbean`` without
+    ``regimeTax`` and ``locaux``, which come from the premises)."""
+
+    codeDsf: Annotated[str, Field(pattern=r"^[0-9][0-9AB][0-9]$")] | None = None
+    codeCommune: Annotated[str, Field(pattern=r"^[0-9]{3}$")] | None = None
+    codeAft: Annotated[str, Field(max_length=10)] | None = None
+    numVoie: Annotated[str, Field(max_length=5)] | None = None
+    btq: Annotated[str, Field(max_length=1)] | None = None
+    libelleVoie: Annotated[str, Field(max_length=60)] | None = None
+    libelleCommune: Annotated[str, Field(max_length=60)] | None = None
+    natureImp: Annotated[str, Field(max_length=10)] | None = None
+    libelleEdition1: Annotated[str, Field(max_length=60)] | None = None
+    libelleEdition2: Annotated[str, Field(max_length=60)] | None = None
+
+
+class ThLocalRecord(_Strict):
+    natureLocal: Annotated[str, Field(pattern=r"^[A-Z]{2,3}$")]
+    affectation: Literal["H", "D", "P"]
+    invariant: Annotated[str, Field(pattern=r"^[0-9A-Z]{10}$")]

@@ -1,4 +1,5 @@
-"""Persons and their income-tax situations, held per store (``sandbox`` or ``production``).
+"""Persons and their tax situations (IR, IFI, housing tax), held per store (``sandbox`` or
+``production``).
 
 The sandbox store holds the fictive population; the production store holds what the
 provider loads with ``guichet data import``. A gateway only ever reads its own store.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guichet.db.base import Base
@@ -52,6 +53,23 @@ class IrSituation(Base):
     rang: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     foyer: Mapped[str] = mapped_column(String(32), index=True)
     record: Mapped[dict[str, Any]]
+    # The lines of this situation's tax notice, as the provider sends them (``numLigne``,
+    # ``codeLigne``, ``libelleLigne``, ``colonne1``…``colonne4``); None when no notice was
+    # issued. Only the ``factures`` resource returns them.
+    facture: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class IfiSituation(Base):
+    """The wealth tax on real estate (IFI) a household declared with the income of
+    ``annrev``, indexed by each declarant's SPI; no row, no IFI declaration."""
+
+    __tablename__ = "ifi_situation"
+
+    store: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spi: Mapped[str] = mapped_column(String(13), primary_key=True)
+    annrev: Mapped[int] = mapped_column(Integer, primary_key=True)
+    foyer: Mapped[str] = mapped_column(String(32))
+    record: Mapped[dict[str, Any]]  # indicateurIfiIsf, patrimoineNetTaxable, montantIfi
 
 
 class ThLocal(Base):
@@ -73,3 +91,19 @@ class ThLocal(Base):
     nature_local: Mapped[str] = mapped_column(String(3))  # MA maison, AP appartement, DE …
     affectation: Mapped[str] = mapped_column(String(1))  # H habitation, D dépendance, P pro
     principal: Mapped[bool] = mapped_column(Boolean)
+
+
+class ThAvis(Base):
+    """The heading of one housing-tax assessment (``avis``) of a person: the premises'
+    address and the payers' names as printed on the notice; its premises are ``ThLocal``
+    rows of the same ``avis``."""
+
+    __tablename__ = "th_avis"
+
+    store: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spi: Mapped[str] = mapped_column(String(13), primary_key=True)
+    annee: Mapped[int] = mapped_column(Integer, primary_key=True)
+    avis: Mapped[str] = mapped_column(String(24), primary_key=True)
+    # codeDsf, codeCommune, codeAft, numVoie, btq, libelleVoie, libelleCommune, natureImp,
+    # libelleEdition1, libelleEdition2
+    record: Mapped[dict[str, Any]]

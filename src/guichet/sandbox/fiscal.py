@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 COUPLE: Final = frozenset({"M", "O"})
 FAMILY_SITUATIONS: Final = ("M", "C", "D", "V", "O")
@@ -92,3 +92,92 @@ def tax_before_credits(taxable_income: int, nb_parts: float) -> int:
     if per_part > lower:
         tax += (per_part - lower) * _TOP_RATE
     return round(tax * nb_parts)
+
+
+# --- the IR notice's lines (the ``factures`` resource) ----------------------------------
+
+# The sandbox's line codes (docs/catalogue.md): colonne1 an amount in euros, colonne2 the
+# date of mise en recouvrement, colonne3 the payment deadline.
+FACTURE_LINES: Final = {
+    "IMPNET": "Impôt sur le revenu net",
+    "PAS": "Prélèvement à la source et acomptes déjà versés",
+    "SOLDE": "Solde à payer",
+    "RESTIT": "Somme à restituer",
+    "PAYE": "Montant payé",
+    "RESTE": "Reste à payer",
+}
+
+
+def facture_lines(
+    record: dict[str, Any], annrev: int, *, withheld: int, paid: bool
+) -> list[dict[str, Any]]:
+    """The notice of a situation: its net tax (``montTotIr``), what withholding already
+    took, and the balance, paid by the deadline (``paid``) or still due."""
+    tax = int(record.get("montTotIr") or 0)
+    balance = tax - withheld
+    recovery = record.get("datRec") or f"{annrev + 1}-07-31"
+    deadline = f"{annrev + 1}-09-15"
+
+    def line(n: int, code: str, amount: int, *dates: str | None) -> dict[str, Any]:
+        columns = [str(amount), *dates, None, None, None]
+        return {
+            "numLigne": n,
+            "codeLigne": code,
+            "libelleLigne": FACTURE_LINES[code],
+            "colonne1": columns[0],
+            "colonne2": columns[1],
+            "colonne3": columns[2],
+            "colonne4": None,
+        }
+
+    lines = [line(1, "IMPNET", tax), line(2, "PAS", withheld)]
+    if balance < 0:
+        lines.append(line(3, "RESTIT", -balance, recovery))
+        return lines
+    settled = balance if paid else 0
+    lines += [
+        line(3, "SOLDE", balance, recovery, deadline),
+        line(4, "PAYE", settled),
+        line(5, "RESTE", balance - settled),
+    ]
+    return lines
+
+
+# --- the wealth tax on real estate (IFI) -------------------------------------------------
+
+IFI_THRESHOLD: Final = 1_300_000
+# CGI art. 977: brackets of the net taxable value and marginal rates.
+_IFI_BRACKETS: Final = (
+    (800_000, 0.0),
+    (1_300_000, 0.005),
+    (2_570_000, 0.007),
+    (5_000_000, 0.01),
+    (10_000_000, 0.0125),
+)
+_IFI_TOP_RATE: Final = 0.015
+
+
+def ifi_amount(net_taxable: int) -> int:
+    """IFI due on ``net_taxable`` euros: nothing up to the threshold, the barème above it,
+    less the décote between 1.3 and 1.4 M€ (17 500 € − 1.25 % of the value)."""
+    if net_taxable < IFI_THRESHOLD:
+        return 0
+    tax, lower = 0.0, 0
+    for upper, rate in _IFI_BRACKETS:
+        if net_taxable > lower:
+            tax += (min(net_taxable, upper) - lower) * rate
+        lower = upper
+    if net_taxable > lower:
+        tax += (net_taxable - lower) * _IFI_TOP_RATE
+    if net_taxable < 1_400_000:
+        tax -= 17_500 - 0.0125 * net_taxable
+    return max(0, round(tax))
+
+
+def ifi_record(net_taxable: int) -> dict[str, Any]:
+    amount = ifi_amount(net_taxable)
+    return {
+        "indicateurIfiIsf": "O" if amount > 0 else "N",
+        "patrimoineNetTaxable": net_taxable,
+        "montantIfi": amount,
+    }

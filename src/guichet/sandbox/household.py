@@ -1,8 +1,10 @@
-"""A fictive tax household and the rows it becomes: ``person`` and IR "assiettes" records."""
+"""A fictive tax household and the rows it becomes: ``person``, IR "assiettes" records with
+their notice, and the heading of its housing-tax assessments."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,10 +13,13 @@ from guichet.sandbox.fiscal import (
     COUPLE,
     RECOVERY_THRESHOLD,
     Pac,
+    facture_lines,
     parts,
     tax_before_credits,
 )
 from guichet.sandbox.geography import COMMUNES_BY_COG, COUNTRIES_BY_COG, FRANCE
+
+_VOIE = re.compile(r"^(\d{1,5})\s*(bis|ter|quater|[BTQ])?\s+(.+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,27 @@ class Address:
             "getcodePostal": code_postal,
         }
 
+    def th_heading(self, payers: tuple[Declarant, ...], code_aft: str) -> dict[str, Any]:
+        """A housing-tax notice's heading for premises at this address (``ThHeading``):
+        the tax office and commune codes, the street split as the notice prints it, and
+        the payers' names."""
+        commune = COMMUNES_BY_COG[self.commune_cog]
+        match = _VOIE.match(self.voie)
+        number, repeat, street = match.groups() if match else (None, None, self.voie)
+        department = commune.department
+        return {
+            "codeDsf": (department + "0")[:3] if len(department) == 2 else department,
+            "codeCommune": self.commune_cog[-3:],
+            "codeAft": code_aft,
+            "numVoie": number,
+            "btq": repeat[0].upper() if repeat else None,
+            "libelleVoie": canonical_name(street)[:60],
+            "libelleCommune": canonical_name(commune.name)[:60],
+            "natureImp": "TH",
+            "libelleEdition1": payers[0].edition_name if payers else None,
+            "libelleEdition2": payers[1].edition_name if len(payers) > 1 else None,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Declarant:
@@ -74,6 +100,13 @@ class Declarant:
         if self.commune_naissance is not None:
             return COMMUNES_BY_COG[self.commune_naissance].name
         return COUNTRIES_BY_COG[self.pays_naissance].name
+
+    @property
+    def edition_name(self) -> str:
+        """The name a notice prints: civility, usage (else birth) name, first names."""
+        civility = "MME" if self.sexe == "F" else "M"
+        name = canonical_name(self.nom_usage or self.nom)
+        return f"{civility} {name} {canonical_name(self.prenoms)}"[:60]
 
     def person_row(self, store: str, address: Address) -> dict[str, Any]:
         born_in_france = self.commune_naissance is not None
@@ -143,6 +176,10 @@ class Situation:
     pens_al_per: int = 0
     option_impot_separe: bool = False
     rfr_known: bool = True  # False: the declaration is not processed yet (rfr null)
+    # The notice: the share of the net tax withholding already took, and whether the
+    # balance was paid by the deadline.
+    withheld_share: float = 1.0
+    paid: bool = True
 
     def __post_init__(self) -> None:
         if len(self.declarants) != (2 if self.sit_fam in COUPLE else 1):
@@ -217,6 +254,8 @@ class Situation:
     def rows(self, store: str, annrev: int, rang: int = 1) -> list[dict[str, Any]]:
         """One ``ir_situation`` row per declarant, so either SPI finds the household."""
         record = self.record(annrev)
+        withheld = round(int(record["montTotIr"]) * self.withheld_share)
+        facture = facture_lines(record, annrev, withheld=withheld, paid=self.paid)
         return [
             {
                 "store": store,
@@ -225,6 +264,7 @@ class Situation:
                 "rang": rang,
                 "foyer": self.foyer,
                 "record": record,
+                "facture": facture,
             }
             for d in self.declarants
         ]

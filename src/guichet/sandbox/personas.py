@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from guichet.sandbox.fiscal import Pac
+from guichet.sandbox.fiscal import Pac, ifi_record
 from guichet.sandbox.household import Address, Declarant, Situation
 
 
@@ -54,10 +54,22 @@ SHARED_30262 = _d("3999999930262", "M", "Leroy", "Paul", "1985-01-15", "75118")
 SHARED_15247 = _d("3999999915247", "M", "Durand", "Philippe", "1976-10-08", "21231")
 SHARED_23255 = _d("3999999923255", "F", "Bonnet", "Jeanne", "1946-06-06", "87085")
 SHARED_31263 = _d("3999999931263", "F", "Roche", "Emma", "1989-11-30", "38185")
+# Julie ROUX's flat, her address until she married in N-1.
+BRIDE_FLAT = Address("6 rue Sainte", "13201")
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("single", SINGLE.spi, "Lucie MARTIN", "Single declarant, one part, salaries only."),
-    Persona("couple-1", COUPLE_1.spi, "Nicolas BERNARD", "Married couple, declarant 1."),
+    Persona(
+        "single",
+        SINGLE.spi,
+        "Lucie MARTIN",
+        "Single declarant, one part, salaries only; LEP not eligible in mainland France.",
+    ),
+    Persona(
+        "couple-1",
+        COUPLE_1.spi,
+        "Nicolas BERNARD",
+        "Married couple, declarant 1; N-1 bill unpaid (reste à payer).",
+    ),
     Persona(
         "couple-2",
         COUPLE_2.spi,
@@ -105,7 +117,7 @@ PERSONAS: tuple[Persona, ...] = (
         "full-record",
         FULL_1.spi,
         "Louis GARNIER",
-        "Couple with every field and income category valued.",
+        "Couple with every field and income category valued; IFI-liable.",
     ),
     Persona(
         "full-record-2",
@@ -141,7 +153,7 @@ PERSONAS: tuple[Persona, ...] = (
         "shared-23255",
         SHARED_23255.spi,
         "Jeanne BONNET",
-        "Provider's shared test SPI: widow, pensions.",
+        "Provider's shared test SPI: widow, pensions; LEP eligible.",
     ),
     Persona(
         "shared-31263",
@@ -159,7 +171,7 @@ PERSONAS: tuple[Persona, ...] = (
         "dubois",
         DUBOIS.spi,
         "Angela Claire Louise DUBOIS",
-        "The federation's test citizen, divorced, one part.",
+        "The federation's test citizen, divorced, one part; a refund on her bill.",
     ),
 )
 
@@ -198,6 +210,9 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
                     Address("18 cours de l'Intendance", "33063"),
                     salaires=(g(42_000), g(36_500)),
                     rcm=g(420),
+                    # N-1's notice: withholding took 70 % of the tax, the balance is unpaid.
+                    withheld_share=0.7 if k == 1 else 1.0,
+                    paid=k != 1,
                 ),
             ),
             (
@@ -254,6 +269,7 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
                     rici=g(300),
                     div=g(2_100),
                     pens_al_per=g(600),
+                    withheld_share=0.8,  # a balance each year, paid by the deadline
                 ),
             ),
             (
@@ -313,6 +329,7 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
                     "D",
                     Address("20 avenue de Ségur", paris),
                     salaires=(g(41_000),),
+                    withheld_share=1.15,  # withholding took too much: a refund
                 ),
             ),
         ]
@@ -327,7 +344,12 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
                     annrev,
                     1,
                     _single(
-                        "PER-ROUX", BRIDE, "6 rue Sainte", "13201", 14_000, option_impot_separe=True
+                        "PER-ROUX",
+                        BRIDE,
+                        BRIDE_FLAT.voie,
+                        BRIDE_FLAT.commune_cog,
+                        14_000,
+                        option_impot_separe=True,
                     ),
                 ),
                 (
@@ -356,7 +378,11 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
             ]
         else:
             out += [
-                (annrev, 1, _single("PER-ROUX", BRIDE, "6 rue Sainte", "13201", g(31_000))),
+                (
+                    annrev,
+                    1,
+                    _single("PER-ROUX", BRIDE, BRIDE_FLAT.voie, BRIDE_FLAT.commune_cog, g(31_000)),
+                ),
                 (annrev, 1, _single("PER-GIRARD", GROOM, "10 rue de France", "06088", g(36_000))),
             ]
     return out
@@ -379,3 +405,25 @@ def rows(store: str, reference_year: int) -> tuple[list[dict[str, Any]], list[di
         row for annrev, rang, s in situations(reference_year) for row in s.rows(store, annrev, rang)
     ]
     return persons, situation_rows
+
+
+# The GARNIERs' real estate, net taxable value in N-1 (IFI-liable every year).
+GARNIER_PATRIMOINE = 1_850_000
+
+
+def ifi_rows(store: str, reference_year: int) -> list[dict[str, Any]]:
+    """The personas' IFI declarations: the GARNIER household's, N-1 to N-3."""
+    rows = []
+    for k in (1, 2, 3):
+        record = ifi_record(_grower(k)(GARNIER_PATRIMOINE))
+        rows += [
+            {
+                "store": store,
+                "spi": d.spi,
+                "annrev": reference_year - k,
+                "foyer": "PER-FULL",
+                "record": record,
+            }
+            for d in (FULL_1, FULL_2)
+        ]
+    return rows

@@ -14,9 +14,9 @@ from faker import Faker
 from sqlalchemy import Table, delete, insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from guichet.records.models import IrSituation, Person, ThLocal
+from guichet.records.models import IfiSituation, IrSituation, Person, ThAvis, ThLocal
 from guichet.sandbox import personas
-from guichet.sandbox.fiscal import COUPLE, Pac
+from guichet.sandbox.fiscal import COUPLE, Pac, ifi_record
 from guichet.sandbox.geography import COMMUNES, COUNTRIES, FRANCE
 from guichet.sandbox.household import Address, Declarant, Situation
 
@@ -33,6 +33,12 @@ _TH_NONE = 0.12
 _TH_DEPENDENCY = 0.35  # a garage or cellar in the principal assessment
 _TH_SECONDARY = 0.06
 _TH_PROFESSIONAL = 0.02  # a professional premises in the principal assessment
+# IFI: a few households declare real estate above 800 k€; most of them are liable.
+_IFI_DECLARES = 0.008
+# The IR notice: the share of the tax withholding took, and how often the balance is unpaid.
+_WITHHELD_SHARES = (1.0, 0.85, 1.1)
+_WITHHELD_WEIGHTS = (60, 25, 15)
+_UNPAID = 0.04
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +54,13 @@ class SeedReport:
 
 @dataclass(frozen=True, slots=True)
 class Population:
-    """Rows of the three tables the sandbox store holds."""
+    """Rows of the tables the sandbox store holds."""
 
     persons: list[dict[str, Any]]
     situations: list[dict[str, Any]]
     th_locaux: list[dict[str, Any]]
+    th_avis: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    ifi: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 class _Housing:
@@ -63,6 +71,7 @@ class _Housing:
         self.rng = random.Random(f"{seed}/th")  # noqa: S311 — reproducible fictive data
         self.years = years
         self.store = store
+        self.headings: list[dict[str, Any]] = []  # ``th_avis`` rows, filled by ``rows``
 
     @staticmethod
     def invariant(commune_cog: str, number: int) -> str:
@@ -78,9 +87,25 @@ class _Housing:
         *,
         principal: bool,
         years: list[int] | None = None,
+        address: Address | None = None,
+        payers: tuple[Declarant, ...] = (),
     ) -> list[dict[str, Any]]:
         """One assessment's rows: ``premises`` (nature, affectation, invariant) for each of
-        ``spis`` and each year."""
+        ``spis`` and each year; its heading (at ``address``, in ``payers``' names) goes to
+        ``headings``."""
+        if address is not None:
+            heading = address.th_heading(payers, premises[0][2][-4:])
+            self.headings += [
+                {
+                    "store": self.store,
+                    "spi": spi,
+                    "annee": annee,
+                    "avis": f"{annee}{avis}",
+                    "record": heading,
+                }
+                for annee in (self.years if years is None else years)
+                for spi in spis
+            ]
         return [
             {
                 "store": self.store,
@@ -97,8 +122,11 @@ class _Housing:
             for nature, affectation, invariant in premises
         ]
 
-    def household(self, index: int, spis: list[str], commune_cog: str) -> list[dict[str, Any]]:
+    def household(self, index: int, situation: Situation) -> list[dict[str, Any]]:
         rng = self.rng
+        spis = [d.spi for d in situation.declarants]
+        address = situation.address
+        commune_cog = address.commune_cog
         if rng.random() < _TH_NONE:
             return []
         # One base number per household, one digit per premises: distinct within it.
@@ -108,7 +136,14 @@ class _Housing:
             premises.append(("DE", "D", self.invariant(commune_cog, base + 1)))
         if rng.random() < _TH_PROFESSIONAL:
             premises.append(("LC", "P", self.invariant(commune_cog, base + 2)))
-        out = self.rows(spis, f"P{index:07d}", premises, principal=True)
+        out = self.rows(
+            spis,
+            f"P{index:07d}",
+            premises,
+            principal=True,
+            address=address,
+            payers=situation.declarants,
+        )
         if rng.random() < _TH_SECONDARY:
             elsewhere = rng.choice(COMMUNES).cog
             second = [(rng.choice(("MA", "AP")), "H", self.invariant(elsewhere, base + 3))]
@@ -122,25 +157,41 @@ class _Housing:
         n1 = self.years[0]
         out: list[dict[str, Any]] = []
         by_spi = {d.spi: address for d, address in personas.declarants()}
+        people = {d.spi: d for d, _address in personas.declarants()}
         garnier = [personas.FULL_1.spi, personas.FULL_2.spi]
         for rank, (spi, address) in enumerate(sorted(by_spi.items())):
             if spi == personas.NO_TAX.spi or spi in garnier[1:]:
                 continue
+            if spi == personas.BRIDE.spi:
+                address = personas.BRIDE_FLAT  # her flat, not the couple's house
             cog = address.commune_cog
             spis = garnier if spi == garnier[0] else [spi]
             flat = cog.startswith("75") or spi == personas.BRIDE.spi
             main = [("AP" if flat else "MA", "H", _persona_invariant(cog, rank))]
             if spi in (personas.DUBOIS.spi, garnier[0]):
                 main.append(("DE", "D", _persona_invariant(cog, 100 + rank)))
+            payers = tuple(people[s] for s in spis)
             if spi == personas.BRIDE.spi:
                 # Her flat (N-1 to N-3) and, from N-1, the couple's house: two principal
                 # assessments in N-1.
-                out += self.rows(spis, f"PER{rank:02d}", main, principal=True)
-                house_cog = by_spi[personas.GROOM.spi].commune_cog
-                house = [("MA", "H", _persona_invariant(house_cog, 200))]
-                out += self.rows([spi], "PER-ROUX-GIRARD", house, principal=True, years=[n1])
+                out += self.rows(
+                    spis, f"PER{rank:02d}", main, principal=True, address=address, payers=payers
+                )
+                house_address = by_spi[personas.GROOM.spi]
+                house = [("MA", "H", _persona_invariant(house_address.commune_cog, 200))]
+                out += self.rows(
+                    [spi],
+                    "PER-ROUX-GIRARD",
+                    house,
+                    principal=True,
+                    years=[n1],
+                    address=house_address,
+                    payers=(personas.BRIDE, personas.GROOM),
+                )
                 continue
-            out += self.rows(spis, f"PER{rank:02d}", main, principal=True)
+            out += self.rows(
+                spis, f"PER{rank:02d}", main, principal=True, address=address, payers=payers
+            )
             if spi == garnier[0]:
                 chalet = [("MA", "H", _persona_invariant("74056", 300))]
                 out += self.rows(spis, "PER-GARNIER-S", chalet, principal=False)
@@ -296,31 +347,56 @@ class _Generator:
         )
 
 
-def _table(model: type[Person] | type[IrSituation] | type[ThLocal]) -> Table:
+def _table(
+    model: type[Person | IrSituation | ThLocal | ThAvis | IfiSituation],
+) -> Table:
     return cast(Table, model.__table__)
 
 
 def generate_population(
     *, households: int, seed: int, reference_year: int, store: str
 ) -> Population:
-    """The personas, then ``households`` fictive households: persons, IR situations and
-    housing-tax premises (for the years N-1 to N-3, like the situations)."""
+    """The personas, then ``households`` fictive households: persons, IR situations with
+    their notices, IFI declarations, housing-tax premises and assessment headings (for the
+    years N-1 to N-3, like the situations)."""
     gen = _Generator(seed, reference_year)
     persons, situations = personas.rows(store, reference_year)
     spis = gen.spis(2 * households)
     years = [reference_year - k for k in REVENUE_YEAR_OFFSETS]
     housing = _Housing(seed, years, store)
     th_locaux = housing.personas()
+    ifi = personas.ifi_rows(store, reference_year)
+    # Bills and IFI draw from their own seeded generators, like the housing tax: adding
+    # them left every person and IR record of a given seed as it was.
+    bills = random.Random(f"{seed}/bills")  # noqa: S311 — reproducible fictive data
+    wealth = random.Random(f"{seed}/ifi")  # noqa: S311 — reproducible fictive data
     for i in range(households):
         latest, earlier = gen.household(i + 1, spis[2 * i : 2 * i + 2])
         for d in latest.declarants:
             persons.append(d.person_row(store, latest.address))
         for annrev, situation in zip(years, (latest, *earlier), strict=True):
-            situations.extend(situation.rows(store, annrev))
-        th_locaux.extend(
-            housing.household(i + 1, [d.spi for d in latest.declarants], latest.address.commune_cog)
-        )
-    return Population(persons, situations, th_locaux)
+            billed = dataclasses.replace(
+                situation,
+                withheld_share=bills.choices(_WITHHELD_SHARES, _WITHHELD_WEIGHTS)[0],
+                paid=bills.random() >= _UNPAID,
+            )
+            situations.extend(billed.rows(store, annrev))
+        th_locaux.extend(housing.household(i + 1, latest))
+        if wealth.random() < _IFI_DECLARES:
+            value = round(wealth.lognormvariate(0, 0.35) * 1_700_000, -3)
+            for k, annrev in enumerate(years):
+                record = ifi_record(round(value * (1 - 0.03 * k)))
+                ifi += [
+                    {
+                        "store": store,
+                        "spi": d.spi,
+                        "annrev": annrev,
+                        "foyer": latest.foyer,
+                        "record": record,
+                    }
+                    for d in latest.declarants
+                ]
+    return Population(persons, situations, th_locaux, housing.headings, ifi)
 
 
 def generate(
@@ -341,8 +417,8 @@ def seed(
     reference_year: int,
     store: str = "sandbox",
 ) -> SeedReport:
-    """Replace ``store``'s persons, IR situations and housing-tax premises by the population,
-    in one transaction."""
+    """Replace ``store``'s persons, IR situations (with their notices), IFI declarations and
+    housing-tax assessments by the population, in one transaction."""
     if households < 0:
         raise ValueError("households must be ≥ 0")
     started = time.perf_counter()
@@ -351,6 +427,8 @@ def seed(
     )
     persons, situations = population.persons, population.situations
     with session_factory() as session, session.begin():
+        session.execute(delete(IfiSituation).where(IfiSituation.store == store))
+        session.execute(delete(ThAvis).where(ThAvis.store == store))
         session.execute(delete(ThLocal).where(ThLocal.store == store))
         session.execute(delete(IrSituation).where(IrSituation.store == store))
         session.execute(delete(Person).where(Person.store == store))
@@ -358,6 +436,8 @@ def seed(
             (_table(Person), persons),
             (_table(IrSituation), situations),
             (_table(ThLocal), population.th_locaux),
+            (_table(ThAvis), population.th_avis),
+            (_table(IfiSituation), population.ifi),
         )
         for table, rows in tables:
             for start in range(0, len(rows), _INSERT_CHUNK):

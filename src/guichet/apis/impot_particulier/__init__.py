@@ -1,5 +1,5 @@
-"""API Impôt Particulier: the IR "assiettes" resources by SPI and in FranceConnect mode, and
-the convention's OS1–OS9 contract."""
+"""API Impôt Particulier: the IR "assiettes", bill, IFI and principal housing-tax resources by
+SPI and in FranceConnect mode, the LEP check by SPI, and the convention's OS1–OS9 contract."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from guichet.apis.impot_particulier.franceconnect import (
 )
 from guichet.apis.impot_particulier.operations import build_operations as build_spi_operations
 from guichet.apis.impot_particulier.os_contract import build_os_operations
+from guichet.apis.impot_particulier.resources import build_resource_operations
 from guichet.gateway import franceconnect
 from guichet.gateway.context import ApiDeps, OperationHandler
 from guichet.gateway.franceconnect import FederationCheck
@@ -37,6 +38,7 @@ def build_operations(
         **build_spi_operations(deps),
         **build_franceconnect_operations(deps, gate),
         **build_os_operations(deps, gate),
+        **build_resource_operations(deps, gate),
     }
 
 

@@ -41,3 +41,19 @@ def filter_record(
             out[name] = value
             released.add(scope)
     return out, released
+
+
+def filter_fields(
+    record: Mapping[str, Any], field_scopes: Mapping[str, str], granted: Iterable[str]
+) -> tuple[dict[str, Any], set[str]]:
+    """(the top-level fields of ``record`` that ``field_scopes`` releases under ``granted``,
+    the scopes that released one); any other field never leaves."""
+    scopes = frozenset(granted)
+    out: dict[str, Any] = {}
+    released: set[str] = set()
+    for name, value in record.items():
+        scope = field_scopes.get(name)
+        if scope is not None and scope in scopes:
+            out[name] = value
+            released.add(scope)
+    return out, released
