@@ -1,6 +1,7 @@
 """Issue 3's "done means": the demo sequence works, and each control refuses with its code.
 
-Every call made here is then found in the journal with the right outcome, and the chain verifies.
+One test drives a call for every outcome the controls produce, on partners of its own, then
+finds each of them in the journal with the right outcome, and the chain verifies.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,15 +19,36 @@ import pytest
 from guichet.habilitation.models import Environment
 from guichet.pki import ensure_local_pki, issue_client_certificate
 from tests.functional.conftest import Product, api_headers
-from tests.support.factories import make_partner
+from tests.support.factories import Partner, make_partner
 
 PERSONA = "3999999930262"
 IR_MEDIA = "application/prs.dgfip.part.situations.ir.assiettes.v1+json"
 NOW = dt.datetime.now(dt.UTC)
 N = NOW.year
 
-# (correlation id, expected outcome) of every call, checked against the journal at the end.
-EXPECTED: dict[str, list[tuple[str, str]]] = {}
+# Every outcome the journal test must find: each control of issue 3 §4 refusing, and more.
+JOURNALED_OUTCOMES = frozenset(
+    {
+        "ok",
+        "certificate_missing",
+        "certificate_not_declared",
+        "ip_not_allowed",
+        "token_missing",
+        "token_invalid",
+        "token_wrong_audience",
+        "token_certificate_mismatch",
+        "scope_not_granted",
+        "year_not_granted",
+        "habilitation_suspended",
+        "quota_exceeded",
+        "spi_invalid",
+        "correlation_id_invalid",
+        "route_not_found",
+        "not_found",
+        "too_many_answers",
+        "invalid_client",  # a refused token request, journaled as POST /token
+    }
+)
 
 
 def _call(
@@ -36,7 +59,9 @@ def _call(
     outcome: str,
     status: int,
     headers: dict[str, str] | None = None,
+    seen: list[tuple[str, str]] | None = None,
 ) -> httpx.Response:
+    """One API call that must end with ``outcome``; noted in ``seen`` for the journal."""
     h = api_headers(token) if token else {"X-Correlation-ID": str(uuid.uuid4())}
     h.update(headers or {})
     r = client.get(path, headers=h)
@@ -47,7 +72,8 @@ def _call(
         assert body["code"] == outcome
         assert body["status"] == status
         assert body["correlationId"] == r.headers["x-correlation-id"]
-    EXPECTED.setdefault(product.db_url, []).append((r.headers["x-correlation-id"], outcome))
+    if seen is not None:
+        seen.append((r.headers["x-correlation-id"], outcome))
     return r
 
 
@@ -150,9 +176,6 @@ def test_bad_input_and_unknown_person(product: Product) -> None:
         assert r.status_code == 400
         assert r.json()["code"] == "correlation_id_invalid"
         uuid.UUID(r.headers["x-correlation-id"])
-        EXPECTED.setdefault(product.db_url, []).append(
-            (r.headers["x-correlation-id"], "correlation_id_invalid")
-        )
         _call(product, c, "/impotparticulier/1.0/nowhere", token, "route_not_found", 404)
         _call(product, c, _ir(), "not-a-jwt", "token_invalid", 401)
         _call(product, c, _ir(), None, "token_missing", 401)
@@ -219,32 +242,120 @@ def test_quota_exceeded(product: Product, tmp_path: Path) -> None:
     assert int(r.headers["Retry-After"]) >= 1
 
 
-def test_every_call_is_in_the_journal_and_it_verifies(product: Product, tmp_path: Path) -> None:
-    # Its own calls, one per kind of outcome: no reliance on other tests' leftovers.
-    EXPECTED[product.db_url] = []
-    with product.http(cert=product.demo_cert()) as c:
+def _partner(product: Product, directory: Path, name: str, siret: str, **options: Any) -> Partner:
+    pki = ensure_local_pki(product.data_dir / "pki", NOW, hosts=["127.0.0.1"])
+    return make_partner(
+        product.session_factory, pki, directory, NOW, name=name, siret=siret, **options
+    )
+
+
+def _drive_every_outcome(product: Product, tmp_path: Path) -> list[tuple[str, str]]:
+    """A call for each outcome, on partners of this test's own (the demo partner is never
+    suspended or exhausted here); the (correlation id, outcome) of each."""
+    seen: list[tuple[str, str]] = []
+    demo = product.demo_cert()
+    quota = _partner(
+        product,
+        tmp_path / "q",
+        "Commune du Quota",
+        "21000000600028",
+        quotas={"impot_particulier": 1},
+    )
+    suspended = _partner(product, tmp_path / "s", "Commune Suspendue", "21000000600036")
+    intruder = _partner(product, tmp_path / "i", "Commune Intruse", "21000000600044")
+    prod = _partner(
+        product,
+        tmp_path / "p",
+        "Ville de Démoville",
+        "21000000610001",
+        environment=Environment.PRODUCTION,
+        certificate=(Path(demo[0]).read_bytes(), Path(demo[1]).read_bytes()),
+    )
+    time.sleep(0.5)  # the policy generation reaches the server
+    with product.http(cert=demo) as c:
         token = product.token(c)
-        _call(product, c, _ir(), token, "ok", 200)
-        _call(product, c, _ir(year=N - 3), token, "year_not_granted", 403)
-        _call(product, c, _ir(spi="1234567890123"), token, "spi_invalid", 400)
-        _call(product, c, _ir(), None, "token_missing", 401)
-        _call(product, c, _ir(), "not-a-jwt", "token_invalid", 401)
-        _call(product, c, f"/r2p/v1/personne/{PERSONA}", token, "ok", 200)
+        _call(product, c, _ir(), token, "ok", 200, seen=seen)
+        _call(product, c, f"/r2p/v1/personne/{PERSONA}", token, "ok", 200, seen=seen)
+        _call(product, c, _ir(year=N - 3), token, "year_not_granted", 403, seen=seen)
+        _call(product, c, _ir(spi="1234567890123"), token, "spi_invalid", 400, seen=seen)
+        _call(product, c, _ir(), None, "token_missing", 401, seen=seen)
+        _call(product, c, _ir(), "not-a-jwt", "token_invalid", 401, seen=seen)
+        _call(product, c, "/impotparticulier/1.0/nowhere", token, "route_not_found", 404, seen=seen)
+        r2p_only = product.token(c, scope="RessourceR2P")
+        _call(product, c, _ir(), r2p_only, "scope_not_granted", 403, seen=seen)
+        homonym = (  # two persons: the sandbox's homonym personas
+            "nom=Dupont&prenom=Jean&sexe=M&naisDate=1975-05-05"
+            "&naisCodePays=99100&naisCodeDept=75&naisCodeCommune=75111"
+        )
+        _call(
+            product, c, f"/r2p/v1/personne/spi?{homonym}", token, "too_many_answers", 403, seen=seen
+        )
+        r = c.get(_ir(), headers={"Authorization": f"Bearer {token}", "X-Correlation-ID": "abc"})
+        assert r.status_code == 400
+        seen.append((r.headers["x-correlation-id"], "correlation_id_invalid"))
+        sent = str(uuid.uuid4())
+        r = c.post(
+            "/token",
+            data={"grant_type": "client_credentials"},
+            auth=(product.credentials["client_id"], "not-the-secret"),
+            headers={"X-Correlation-ID": sent},
+        )
+        assert r.status_code == 401
+        assert r.headers["x-correlation-id"] == sent
+        seen.append((sent, "invalid_client"))
     with product.http() as c:
-        _call(product, c, _ir(), token, "certificate_missing", 401)
-    with product.http(cert=product.demo_cert(), local_address="127.0.0.2") as c:
-        _call(product, c, _ir(), token, "ip_not_allowed", 403)
+        _call(product, c, _ir(), token, "certificate_missing", 401, seen=seen)
+    with product.http(cert=demo, local_address="127.0.0.2") as c:
+        _call(product, c, _ir(), token, "ip_not_allowed", 403, seen=seen)
+    # A certificate the local CA issued, declared nowhere…
+    pki = ensure_local_pki(product.data_dir / "pki", NOW, hosts=["127.0.0.1"])
+    cert, key = issue_client_certificate(pki, "intrus", "Intrus", 10, NOW)
+    (tmp_path / "undeclared.crt").write_bytes(cert)
+    (tmp_path / "undeclared.key").write_bytes(key)
+    with product.http(
+        cert=(str(tmp_path / "undeclared.crt"), str(tmp_path / "undeclared.key"))
+    ) as c:
+        _call(product, c, _ir(), token, "certificate_not_declared", 401, seen=seen)
+    # …and one declared on another habilitation than the token's, which is bound to the demo's.
+    with product.http(cert=(str(intruder.cert_file), str(intruder.key_file))) as c:
+        _call(product, c, _ir(), token, "token_certificate_mismatch", 401, seen=seen)
+    with product.http(cert=demo, base_url=product.production_url) as c:
+        prod_token = product.token(c, prod.client_id, prod.client_secret)
+        _call(product, c, _ir(), prod_token, "not_found", 404, seen=seen)  # empty store
+        _call(product, c, _ir(), token, "token_wrong_audience", 401, seen=seen)
+    with product.http(cert=demo) as c:
+        _call(product, c, _ir(), prod_token, "token_wrong_audience", 401, seen=seen)
+    with product.http(cert=(str(suspended.cert_file), str(suspended.key_file))) as c:
+        suspended_token = product.token(c, suspended.client_id, suspended.client_secret)
+        product.guichet(
+            "habilitation", "suspend", suspended.habilitation_id, "--reason", "contrôle"
+        )
+        _call(product, c, _ir(), suspended_token, "habilitation_suspended", 403, seen=seen)
+    with product.http(cert=(str(quota.cert_file), str(quota.key_file))) as c:
+        quota_token = product.token(c, quota.client_id, quota.client_secret)
+        _call(product, c, _ir(), quota_token, "ok", 200, seen=seen)
+        _call(product, c, _ir(), quota_token, "quota_exceeded", 429, seen=seen)
+    return seen
+
+
+def test_every_outcome_is_in_the_journal_and_it_verifies(product: Product, tmp_path: Path) -> None:
+    seen = _drive_every_outcome(product, tmp_path)
+    assert {outcome for _, outcome in seen} == JOURNALED_OUTCOMES
     out = tmp_path / "journal.jsonl"
     product.guichet("journal", "export", "--format", "jsonl", "--output", str(out))
     records = {}
     for line in out.read_text().splitlines():
         rec = json.loads(line)
         records[rec["correlation_id"]] = rec
-    expected = EXPECTED[product.db_url]
-    assert len(expected) == 8
-    for correlation_id, outcome in expected:
+    for correlation_id, outcome in seen:
         assert correlation_id in records, outcome
-        assert records[correlation_id]["outcome"] == outcome
+        assert records[correlation_id]["outcome"] == outcome, correlation_id
+    # The two refusals this module adds to issue 3's list, in detail.
+    by_outcome = {outcome: records[cid] for cid, outcome in seen}
+    assert by_outcome["invalid_client"]["operation"] == "POST /token"
+    assert by_outcome["invalid_client"]["client_id"] == product.credentials["client_id"]
+    assert by_outcome["too_many_answers"]["api"] == "r2p"
+    assert by_outcome["too_many_answers"]["subject"] is None  # nobody was designated
     assert PERSONA not in out.read_text()  # subjects are pseudonyms, never the SPI
     # Nor do the server's logs carry it (URLs hold SPIs: no access log).
     log = product.log_file.read_text()
