@@ -2,13 +2,15 @@
 product (``guichet run``: the portal and both gateways on one database).
 
 A partner signs up, verifies the email from the outbox, files a sandbox request for Impôt
-Particulier block by block; an instructor requests changes; the partner fixes and resubmits;
-the instructor validates; the technical contact collects the credentials, once, and calls the
-sandbox gateway with them (real HTTP over mutual TLS, with the certificate declared in the
-request). The partner then files the production step: its submission is refused without the
-homologation attestation, accepted with it, and the instructor validates. Last, the
-instructor suspends the sandbox habilitation and the very next call with the same token is
-refused. Every page passes axe-core and is screenshotted."""
+Particulier block by block (the controller and, in production, the DPO confirm their
+addresses by the links the outbox shows; submission waits for them); an instructor requests
+changes; the partner fixes and resubmits; the instructor validates; the technical contact
+collects the credentials, once, and calls the sandbox gateway with them (real HTTP over
+mutual TLS, with the certificate declared in the request). The partner then files the
+production step: its submission is refused without the homologation attestation, accepted
+with it, and the instructor validates. Last, the instructor suspends the sandbox
+habilitation and the very next call with the same token is refused. Every page passes
+axe-core and is screenshotted."""
 
 from __future__ import annotations
 
@@ -50,6 +52,17 @@ def sign_in(page: Any, url: str, email: str, password: str) -> None:
     page.locator("#password").fill(password)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url("**/mon-compte")
+
+
+def confirm_contact(page: Any, url: str, address: str) -> None:
+    """The contact's confirmation mail, opened from the outbox, and its link followed (in the
+    embedded default the outbox shows every mail, the contacts' too)."""
+    page.goto(url + "/outbox")
+    row = page.locator("tr", has_text=address)
+    row.get_by_role("link", name="Confirmez votre adresse de contact").first.click()
+    page.locator("pre a").first.click()
+    page.wait_for_url("**/contacts/confirmation?token=*")
+    assert page.locator("h1").inner_text() == "Adresse confirmée"
 
 
 def instructor_credentials(product: Product) -> tuple[str, str]:
@@ -107,6 +120,11 @@ def test_request_to_credentials_to_production_to_suspension(
             page.locator("pre a").first.click()
             page.wait_for_url("**/verification-email?token=*")
             sign_in(page, url, EMAIL, PASSWORD)
+            # "Mon organisation": its only member so far, with the role chosen at sign-up.
+            page.get_by_role("link", name="Mon organisation").first.click()
+            page.wait_for_url("**/mon-organisation")
+            assert "Responsable technique" in page.locator("#membres-1").inner_text()
+            check_accessibility(page, "mon-organisation")
 
             # A new sandbox request, block by block.
             page.get_by_role("link", name="Mes demandes").first.click()
@@ -153,6 +171,9 @@ def test_request_to_credentials_to_production_to_suspension(
             page.locator("#f-contacts-technical-name").fill("Camille Martin")
             page.locator("#f-contacts-technical-email").fill(EMAIL)
             submit(page, "Enregistrer « Contacts »")
+            # The controller has no account: a confirmation link went to their address.
+            assert page.locator("#statut-controller .fr-badge").text_content() == "en attente"
+            assert page.locator("#statut-technical .fr-badge").text_content() == "confirmée"
             page.locator("#f-technical-ip_ranges").fill("127.0.0.1/32")
             page.locator("#f-technical-certificate_pem").fill(cert.decode())
             page.locator("#f-technical-volumetry_per_minute").fill("50")
@@ -166,7 +187,15 @@ def test_request_to_credentials_to_production_to_suspension(
             submit(page, "Soumettre la demande")
             assert page.locator("#erreurs").is_visible()
             assert "justifiez la durée" in page.locator("#erreurs").inner_text()
+            assert (
+                "Responsable de traitement : adresse non confirmée"
+                in page.locator("#erreurs").inner_text()
+            )
             check_accessibility(page, "demande-soumission-refusee")
+            confirm_contact(page, url, "maire@mairie-exemple.fr")
+            check_accessibility(page, "contact-confirme")
+            page.goto(request_url)
+            assert page.locator("#statut-controller .fr-badge").text_content() == "confirmée"
             page.locator("#f-personal_data-retention_months").fill("24")
             submit(page, "Enregistrer « Données personnelles »")
             page.get_by_role("button", name="Soumettre la demande").click()
@@ -252,6 +281,10 @@ def test_request_to_credentials_to_production_to_suspension(
             page.locator("#f-contacts-dpo-name").fill("Dominique Petit")
             page.locator("#f-contacts-dpo-email").fill("dpo@mairie-exemple.fr")
             submit(page, "Enregistrer « Contacts »")
+            assert page.locator("#statut-dpo .fr-badge").text_content() == "en attente"
+            confirm_contact(page, url, "dpo@mairie-exemple.fr")
+            page.goto(production_url)
+            assert page.locator("#statut-dpo .fr-badge").text_content() == "confirmée"
             # Every prerequisite but the homologation attestation.
             page.locator("#f-production-recette_confirmed").check(force=True)
             page.locator("#f-production-recette_results").fill(

@@ -1,4 +1,5 @@
-"""``guichet user``: add provider staff accounts and list accounts."""
+"""``guichet user``: add provider staff accounts, list accounts, and invite a partner member
+(``guichet user member add``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,20 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from stdnum.fr import siret as stdnum_siret
 
 from guichet.accounts.errors import FormInvalid
-from guichet.accounts.models import PROVIDER_ROLE_LABELS, Membership, ProviderRole, User
+from guichet.accounts.models import (
+    PARTNER_ROLE_LABELS,
+    PROVIDER_ROLE_LABELS,
+    Membership,
+    PartnerRole,
+    ProviderRole,
+    User,
+)
+from guichet.accounts.organisations import INVITATION_LIFETIME, OrganisationService
 from guichet.accounts.service import AccountService
+from guichet.habilitation.models import Organisation
 from guichet.mail import build_mailer
 from guichet.runtime import open_runtime
 
@@ -21,6 +32,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+member_app = typer.Typer(
+    help="Membres des organisations partenaires : inviter une personne, lister les membres.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(member_app, name="member")
 console = Console(soft_wrap=True)
 
 
@@ -78,6 +95,64 @@ def list_users() -> None:
                     ", ".join(PROVIDER_ROLE_LABELS[g.role] for g in u.provider_roles),
                     ", ".join(f"{m.organisation.siret} ({m.role.value})" for m in u.memberships),
                 )
+        console.print(table)
+    finally:
+        runtime.close()
+
+
+@member_app.command("add")
+def member_add(
+    siret: Annotated[str, typer.Option("--siret", help="SIRET de l'organisation inscrite.")],
+    email: Annotated[str, typer.Option("--email", help="Adresse électronique de la personne.")],
+    role: Annotated[
+        PartnerRole,
+        typer.Option("--role", help="Rôle dans l'organisation.", case_sensitive=False),
+    ],
+) -> None:
+    """Invite une personne dans une organisation avec un rôle : le courriel part (boîte
+    d'envoi locale sans SMTP) et le lien est affiché. La personne crée son compte, ou se
+    connecte, et rejoint l'organisation en suivant le lien."""
+    runtime = open_runtime()
+    try:
+        accounts = AccountService(
+            runtime.session_factory,
+            runtime.clock,
+            build_mailer(runtime.settings, runtime.clock),
+            runtime.settings.resolved_portal_url,
+        )
+        try:
+            invited = OrganisationService(accounts).invite_by_siret(siret, email, role.value)
+        except FormInvalid as exc:
+            for message in exc.errors.values():
+                console.print(f"[red]{message}[/red]")
+            raise typer.Exit(2) from None
+        days = INVITATION_LIFETIME.days
+        console.print(f"Invitation {invited.invitation_id} envoyée : {PARTNER_ROLE_LABELS[role]}.")
+        console.print(f"Lien d'invitation ({days} jours, un seul usage) :")
+        console.print(invited.link, highlight=False)
+    finally:
+        runtime.close()
+
+
+@member_app.command("list")
+def member_list(
+    siret: Annotated[str, typer.Option("--siret", help="SIRET de l'organisation.")],
+) -> None:
+    """Liste les membres d'une organisation et leurs rôles."""
+    runtime = open_runtime()
+    try:
+        with runtime.session_factory() as session:
+            rows = session.execute(
+                select(User.email, User.email_verified_at, Membership.role)
+                .join(Membership, Membership.user_id == User.id)
+                .join(Organisation, Organisation.id == Membership.organisation_id)
+                .where(Organisation.siret == stdnum_siret.compact(siret))
+                .order_by(Membership.created_at)
+            ).all()
+        table = Table("adresse", "vérifiée", "rôle")
+        for address, verified_at, member_role in rows:
+            verified = "oui" if verified_at else "non"
+            table.add_row(address, verified, PARTNER_ROLE_LABELS[member_role])
         console.print(table)
     finally:
         runtime.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guichet.errors import BadRequest, Forbidden, Unauthenticated
+from guichet.errors import BadRequest, Forbidden, GuichetError, NotFound, Unauthenticated
 
 
 class FormInvalid(BadRequest):
@@ -41,3 +41,46 @@ class AccountTokenInvalid(BadRequest):
 
     code = "account_token_invalid"
     title = "Ce lien n'est plus valable : il a déjà servi ou il a expiré."
+
+
+class InvitationInvalid(BadRequest):
+    """The invitation link is unknown, accepted, cancelled or expired (we do not say which)."""
+
+    code = "invitation_invalid"
+    title = (
+        "Cette invitation n'est plus valable : elle a déjà servi, elle a été annulée ou elle a "
+        "expiré. Demandez à un membre de l'organisation de vous en envoyer une nouvelle."
+    )
+
+
+class InvitationForAnotherAccount(Forbidden):
+    """Signed in as someone else than the invited address: accepting would verify nothing."""
+
+    code = "invitation_other_account"
+    title = (
+        "Cette invitation est adressée à une autre adresse électronique que celle de votre "
+        "compte : déconnectez-vous, puis rouvrez le lien."
+    )
+
+
+class OrganisationNotFound(NotFound):
+    """Not a member: the organisation's members and invitations are not shown."""
+
+    code = "organisation_not_found"
+    title = "Organisation introuvable"
+
+
+class MayNotInvite(Forbidden):
+    code = "organisation_may_not_invite"
+    title = (
+        "Seuls le demandeur et le représentant légal de l'organisation peuvent inviter des "
+        "membres ou annuler une invitation."
+    )
+
+
+class TooSoon(GuichetError):
+    """A mail was sent a moment ago: another one would only flood the mailbox."""
+
+    status = 429
+    code = "mail_too_soon"
+    title = "Un courriel vient de partir à cette adresse : réessayez dans une minute."

@@ -1,4 +1,5 @@
-"""The account mails, in French: verification, already registered, reset, lock-out."""
+"""The account mails, in French: verification, already registered, reset, lock-out, an
+invitation to join an organisation, the confirmation of a request contact's address."""
 
 from __future__ import annotations
 
@@ -82,4 +83,60 @@ def locked_out(user: User, until: dt.datetime, reset_link: str) -> Mail:
         text=text,
         kind="accounts:locked_out",
         ref=str(user.id),
+    )
+
+
+def invitation(
+    address: str,
+    organisation: str,
+    role: str,
+    inviter: str | None,
+    link: str,
+    expires_at: dt.datetime,
+    ref: str,
+) -> Mail:
+    who = f"{inviter} vous invite" if inviter else "Le fournisseur de données vous invite"
+    text = (
+        "Bonjour,\n\n"
+        f"{who} à rejoindre l'organisation « {organisation} » sur guichet, en tant que "
+        f"{role.lower()}.\n\n"
+        "Pour accepter, ouvrez ce lien : vous y créerez votre compte, ou vous vous connecterez "
+        f"si vous en avez déjà un.\n\n{link}\n\n"
+        f"Le lien est valable jusqu'au {_paris(expires_at)} (heure de Paris) et ne sert "
+        "qu'une fois.\n\nSi vous ne connaissez pas cette organisation, ignorez ce message : "
+        f"rien ne sera fait sans vous.{SIGNATURE}"
+    )
+    return Mail(
+        to=address,
+        subject=f"Invitation à rejoindre « {organisation} » sur guichet",
+        text=text,
+        kind="accounts:invitation",
+        ref=ref,
+    )
+
+
+def contact_confirmation(
+    address: str,
+    organisation: str,
+    role: str,
+    link: str,
+    expires_at: dt.datetime,
+    ref: str,
+) -> Mail:
+    text = (
+        "Bonjour,\n\n"
+        f"L'organisation « {organisation} » vous désigne comme {role} dans une demande "
+        "d'habilitation aux API de la DGFiP déposée sur guichet. Le fournisseur de données doit "
+        "pouvoir vous joindre à cette adresse.\n\n"
+        f"Pour la confirmer, ouvrez ce lien :\n\n{link}\n\n"
+        f"Le lien est valable jusqu'au {_paris(expires_at)} (heure de Paris) et ne sert "
+        "qu'une fois. Aucun compte n'est créé.\n\nSi vous ne connaissez pas cette "
+        f"organisation, ignorez ce message : l'adresse restera non confirmée.{SIGNATURE}"
+    )
+    return Mail(
+        to=address,
+        subject="Confirmez votre adresse de contact",
+        text=text,
+        kind="accounts:contact_confirmation",
+        ref=ref,
     )

@@ -1,5 +1,6 @@
-"""Accounts, their roles and organisation memberships, external identities, one-time tokens
-and portal sessions."""
+"""Accounts, their roles and organisation memberships, invitations to join an organisation,
+confirmations of request contacts' addresses, external identities, one-time tokens and portal
+sessions."""
 
 from __future__ import annotations
 
@@ -129,18 +130,61 @@ class Identity(Base):
     last_used_at: Mapped[dt.datetime | None]
 
 
-class AccountToken(Base):
-    """A single-use, expiring token sent by mail; only its SHA-256 is stored."""
+class SingleUseToken:
+    """The columns of a single-use, expiring secret sent by mail: only its SHA-256 is stored,
+    ``used_at`` is set once (``guichet.accounts.tokens``)."""
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class AccountToken(SingleUseToken, Base):
+    """A token for an existing account (email verification, password reset)."""
 
     __tablename__ = "account_token"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"), index=True)
     purpose: Mapped[TokenPurpose] = mapped_column(_enum(TokenPurpose, "token_purpose"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime]
-    expires_at: Mapped[dt.datetime]
-    used_at: Mapped[dt.datetime | None]
+
+
+class OrganisationInvitation(SingleUseToken, Base):
+    """An invitation, sent by mail, to join an organisation with a role. The address may
+    have no account yet; ``used_at`` is when it was accepted."""
+
+    __tablename__ = "organisation_invitation"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[PartnerRole] = mapped_column(_enum(PartnerRole, "partner_role"))
+    # None: an operator invited through the command line.
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    accepted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    cancelled_at: Mapped[dt.datetime | None]
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class ContactConfirmation(SingleUseToken, Base):
+    """A link mailed to a request contact (controller, DPO) who has no verified account in the
+    organisation; once followed (``used_at``), the address counts as confirmed for every
+    request of that organisation, and only that one."""
+
+    __tablename__ = "contact_confirmation"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), index=True)
+    # The contact's place in the request that asked ("controller", "dpo"), for the mail.
+    contact_role: Mapped[str] = mapped_column(String(32))
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+
+    organisation: Mapped[Organisation] = relationship()
 
 
 class PortalSession(Base):

@@ -178,8 +178,9 @@ def grant_provider_role(session: Session, user: User, role: ProviderRole, now: d
 
 
 ORGANISATION_ALREADY_REGISTERED = (
-    "Cette organisation est déjà inscrite : demandez à l'un de ses membres ou au fournisseur "
-    "de données de vous y ajouter."
+    "Cette organisation est déjà inscrite : demandez à son demandeur ou à son représentant "
+    "légal de vous inviter depuis la page « Mon organisation » du portail ; vous recevrez un "
+    "lien par courriel pour créer votre compte et la rejoindre."
 )
 
 
@@ -254,7 +255,7 @@ class AccountService:
                 else:
                     # Self sign-up creates an organisation; it never joins an existing one,
                     # whose requests, habilitations and calls its members can see. Joining
-                    # needs a member's or the provider's approval (not built yet).
+                    # takes an invitation (guichet.accounts.organisations).
                     if session.scalar(
                         select(Organisation.id).where(
                             Organisation.siret == stdnum_siret.compact(form.siret)

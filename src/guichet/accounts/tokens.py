@@ -1,4 +1,5 @@
-"""Single-use, expiring tokens sent by mail (email verification, password reset).
+"""Single-use, expiring tokens sent by mail (email verification, password reset, and the
+rows that carry one: invitations to an organisation, confirmations of a contact's address).
 
 The mail carries 256 random bits; the database holds their SHA-256 only, so a read of the
 table yields no usable link. A token is found by its hash (an index lookup, never a
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from guichet.accounts.errors import AccountTokenInvalid
-from guichet.accounts.models import AccountToken, TokenPurpose
+from guichet.accounts.models import AccountToken, SingleUseToken, TokenPurpose
 from guichet.clock import utc
 from guichet.secrets import hash_secret, new_secret
 
@@ -22,6 +25,51 @@ LIFETIMES = {
     TokenPurpose.VERIFY_EMAIL: dt.timedelta(hours=48),
     TokenPurpose.RESET_PASSWORD: dt.timedelta(hours=1),
 }
+MAX_SECRET = 128
+
+T = TypeVar("T", bound=SingleUseToken)
+
+
+def token_columns(now: dt.datetime, lifetime: dt.timedelta) -> tuple[str, dict[str, Any]]:
+    """A new secret (for the link) and the columns of its row (its hash, its dates)."""
+    secret = new_secret()
+    return secret, {
+        "token_hash": hash_secret(secret),
+        "created_at": now,
+        "expires_at": now + lifetime,
+        "used_at": None,
+    }
+
+
+def find_live(
+    session: Session,
+    model: type[T],
+    secret: str,
+    now: dt.datetime,
+    *where: ColumnElement[bool],
+) -> T | None:
+    """The row of an unused, unexpired secret (by its hash), or None."""
+    if not secret or len(secret) > MAX_SECRET:
+        return None
+    row = session.scalar(select(model).where(model.token_hash == hash_secret(secret), *where))
+    if row is None or row.used_at is not None or utc(row.expires_at) <= now:
+        return None
+    return row
+
+
+def spend(session: Session, row: SingleUseToken, now: dt.datetime) -> None:
+    """Marks the row used; the conditional update makes two concurrent uses of one secret
+    produce one success (the other raises ``AccountTokenInvalid``)."""
+    model = type(row)
+    claimed = session.execute(
+        update(model)
+        .where(model.token_hash == row.token_hash, model.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise AccountTokenInvalid()
+    set_committed_value(row, "used_at", now)
 
 
 def issue_token(
@@ -32,16 +80,8 @@ def issue_token(
     lifetime: dt.timedelta | None = None,
 ) -> str:
     """A new token for ``user_id``; returns the secret (to put in a link), stores its hash."""
-    secret = new_secret()
-    session.add(
-        AccountToken(
-            user_id=user_id,
-            purpose=purpose,
-            token_hash=hash_secret(secret),
-            created_at=now,
-            expires_at=now + (lifetime or LIFETIMES[purpose]),
-        )
-    )
+    secret, columns = token_columns(now, lifetime or LIFETIMES[purpose])
+    session.add(AccountToken(user_id=user_id, purpose=purpose, **columns))
     session.flush()
     return secret
 
@@ -53,23 +93,10 @@ def consume_token(
 
     The conditional update makes two concurrent uses of one token produce one success.
     """
-    if not secret or len(secret) > 128:
+    token = find_live(session, AccountToken, secret, now, AccountToken.purpose == purpose)
+    if token is None:
         raise AccountTokenInvalid()
-    digest = hash_secret(secret)
-    token = session.scalar(
-        select(AccountToken).where(
-            AccountToken.token_hash == digest, AccountToken.purpose == purpose
-        )
-    )
-    if token is None or token.used_at is not None or utc(token.expires_at) <= now:
-        raise AccountTokenInvalid()
-    claimed = session.execute(
-        update(AccountToken)
-        .where(AccountToken.id == token.id, AccountToken.used_at.is_(None))
-        .values(used_at=now)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise AccountTokenInvalid()
+    spend(session, token, now)
     return token.user_id
 
 

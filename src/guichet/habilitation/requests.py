@@ -27,6 +27,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from guichet.accounts.contacts import contact_verified, refresh_contacts
 from guichet.accounts.models import User
 from guichet.accounts.service import email_key
 from guichet.catalog.products import PRODUCTS
@@ -364,14 +365,6 @@ def _json_safe(values: Mapping[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-def _contact_verified(session: Session, request: HabilitationRequest, address: str) -> bool:
-    """The address is that of a verified portal account in the request's organisation."""
-    user = session.scalar(select(User).where(User.email_key == email_key(address)))
-    return bool(
-        user is not None and user.email_verified_at is not None and is_member(user, request)
-    )
-
-
 def _enrich(
     session: Session, request: HabilitationRequest, block: Block, values: dict[str, Any]
 ) -> list[FieldError]:
@@ -380,11 +373,11 @@ def _enrich(
     request's."""
     errors: list[FieldError] = []
     if block is Block.CONTACTS:
-        for contact in values.values():
+        for role, contact in values.items():
             if isinstance(contact, dict):
                 address = contact.get("email")
-                contact["verified"] = isinstance(address, str) and _contact_verified(
-                    session, request, address
+                contact["verified"] = isinstance(address, str) and contact_verified(
+                    session, request.organisation_id, role, address
                 )
     if block is Block.TECHNICAL:
         values.pop("certificate", None)
@@ -525,6 +518,8 @@ def submit(
     previous submission."""
     check_party(user, request, Party.MEMBER)
     next_status(request.status, RequestAction.SUBMIT)
+    # A contact may have confirmed their address (or verified their account) since the save.
+    refresh_contacts(session, request)
     errors = validate_for_submission(request, now=now)
     if errors:
         raise RequestInvalid(errors)

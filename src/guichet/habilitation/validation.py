@@ -403,8 +403,11 @@ def valid_email(address: str) -> bool:
 
 
 def check_contacts(request: HabilitationRequest, now: dt.datetime) -> list[FieldError]:
-    """The controller, the DPO (required in production) and the technical contact, who
-    receives the credentials [000 §4] and so must have a verified portal account."""
+    """The controller, the DPO (required in production) and the technical contact, each with
+    a verified address (issue 4 §2). The technical contact receives the credentials [000 §4]
+    and so must have a verified portal account in the organisation; the controller and the
+    DPO may instead confirm their address by the link mailed to it
+    (``guichet.accounts.contacts``, which computes ``verified``)."""
     values, errors = _block(request, Block.CONTACTS), list[FieldError]()
     for role in CONTACT_ROLES:
         contact = values.get(role)
@@ -433,6 +436,14 @@ def check_contacts(request: HabilitationRequest, now: dt.datetime) -> list[Field
                     "contacts.technical.email",
                     "Responsable technique : son adresse doit être celle d'un compte vérifié "
                     "de l'organisation sur le portail (il y recevra les accès).",
+                )
+            )
+        elif contact.get("verified") is not True:
+            errors.append(
+                FieldError(
+                    f"contacts.{role}.email",
+                    f"{label} : adresse non confirmée. Un lien de confirmation lui a été "
+                    "envoyé ; renvoyez-le depuis le bloc Contacts s'il a expiré.",
                 )
             )
     return errors

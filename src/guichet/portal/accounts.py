@@ -1,9 +1,12 @@
-"""The account pages: sign-up, email verification, sign-in and out, password reset, my account.
+"""The account pages: sign-up, email verification, sign-in and out, password reset, my account;
+the organisation pages (``guichet.portal.organisation``) are mounted with them.
 
 Routes parse the form, call ``AccountService`` and map its answer to a page (STYLE 3).
 """
 
 from __future__ import annotations
+
+import re
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +19,7 @@ from guichet.accounts.errors import AccountTokenInvalid, EmailNotVerified, FormI
 from guichet.accounts.models import PARTNER_ROLE_LABELS
 from guichet.accounts.service import SignUpForm
 from guichet.accounts.sessions import SessionData
+from guichet.portal import organisation
 from guichet.portal.web import (
     csrf_protected,
     current_session,
@@ -28,6 +32,13 @@ from guichet.portal.web import (
 
 SIGN_UP_FIELDS = ("email", "display_name", "siret", "organisation_name", "role")
 ROLES = list(PARTNER_ROLE_LABELS.items())
+# Where sign-in may lead back to: a path of this site (an invitation link), never another
+# site ("//host", "/\\host" or a scheme would make the portal an open redirect).
+LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%?=&-]{0,400}")
+
+
+def local_path(value: str) -> str | None:
+    return value if LOCAL_PATH.fullmatch(value) else None
 
 
 async def sign_up_page(request: Request) -> Response:
@@ -73,13 +84,20 @@ async def verify_email(request: Request) -> Response:
 async def sign_in_page(request: Request) -> Response:
     notice = "reset" if request.query_params.get("reinitialise") else None
     return await render(
-        request, "accounts/sign_in.html", form=True, email="", error=None, notice=notice
+        request,
+        "accounts/sign_in.html",
+        form=True,
+        email=request.query_params.get("email", "")[:320],
+        error=None,
+        notice=notice,
+        suite=local_path(request.query_params.get("suite", "")),
     )
 
 
 @csrf_protected
 async def sign_in(request: Request, form: FormData, session: SessionData) -> Response:
     email = field(form, "email", 320)
+    suite = local_path(field(form, "suite", 500))
     d = deps(request)
     try:
         signed_in = await run_in_threadpool(d.accounts.sign_in, email, field(form, "password"))
@@ -92,11 +110,12 @@ async def sign_in(request: Request, form: FormData, session: SessionData) -> Res
             email=email,
             error=exc.detail,
             notice=None,
+            suite=suite,
         )
     # A new session id and CSRF token once signed in (no session fixation).
     new = await run_in_threadpool(d.sessions.sign_in, session, signed_in.user_id, signed_in.method)
     use_session(request, new)
-    return redirect(request, "/mon-compte")
+    return redirect(request, suite or "/mon-compte")
 
 
 @csrf_protected
@@ -197,4 +216,5 @@ ROUTES = [
     Route("/mot-de-passe/nouveau", reset_page, methods=["GET"]),
     Route("/mot-de-passe/nouveau", reset, methods=["POST"]),
     Route("/mon-compte", my_account, methods=["GET"]),
+    *organisation.ROUTES,
 ]

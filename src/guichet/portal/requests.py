@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from guichet.accounts.contacts import ContactService, contact_states
 from guichet.accounts.models import User
 from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
 from guichet.clock import Clock, utc
@@ -69,7 +70,7 @@ from guichet.habilitation.validation import (
 from guichet.journal.models import JournalRecord
 from guichet.logs import event
 from guichet.mail import Mailer
-from guichet.portal.web import csrf_protected, current_session, field, redirect, render
+from guichet.portal.web import csrf_protected, current_session, deps, field, redirect, render
 from guichet.runtime import Runtime
 from guichet.secrets import MasterSecret
 
@@ -409,6 +410,7 @@ def request_view(
         else None,
         "habilitation_id": str(request.habilitation_id) if request.habilitation_id else None,
         "implicit_rejection_at": deadline,
+        "contact_status": contact_states(session, request, now),
     }
 
 
@@ -657,6 +659,13 @@ async def _save_block(request: Request, form: FormData, _: Any) -> Response:
                 "Le document n'a pas été enregistré.",
             )
         return await error_page(request, exc)
+    if block is Block.CONTACTS:
+        # After the commit: the links must point at rows that exist.
+        user_id = await signed_in(request)
+        assert user_id is not None
+        await run_in_threadpool(
+            ContactService(deps(request).accounts).send_for_request, request_id, user_id
+        )
     return redirect(request, f"/demandes/{request_id}?enregistre={block.value}#bloc-{block.value}")
 
 
@@ -704,6 +713,24 @@ async def _submit(request: Request, _form: FormData, _: Any) -> Response:
     except GuichetError as exc:
         return await error_page(request, exc)
     return redirect(request, f"/demandes/{request_id}?soumise=1")
+
+
+async def _resend_contact_link(request: Request, _form: FormData, _: Any) -> Response:
+    """A new confirmation link to the controller's or the DPO's address."""
+    request_id = parse_id(request.path_params["request_id"])
+    user_id = await signed_in(request)
+    if user_id is None:
+        return redirect(request, "/connexion")
+    try:
+        await run_in_threadpool(
+            ContactService(deps(request).accounts).resend,
+            request_id,
+            user_id,
+            request.path_params["role"],
+        )
+    except GuichetError as exc:
+        return await error_page(request, exc)
+    return redirect(request, f"/demandes/{request_id}?renvoye=1#bloc-contacts")
 
 
 async def _start_production(request: Request, _form: FormData, _: Any) -> Response:
@@ -1098,6 +1125,7 @@ save_block = csrf_protected(_save_block, max_files=2, max_fields=BLOCK_FORM_FIEL
 accept_terms = csrf_protected(_accept_terms)
 submit = csrf_protected(_submit)
 start_production = csrf_protected(_start_production)
+resend_contact_link = csrf_protected(_resend_contact_link)
 collect = csrf_protected(_collect)
 start_update = csrf_protected(_start_update)
 give_notice = csrf_protected(_give_notice)
@@ -1112,6 +1140,7 @@ ROUTES = [
     Route("/demandes/{request_id}/cgu", accept_terms, methods=["POST"]),
     Route("/demandes/{request_id}/soumettre", submit, methods=["POST"]),
     Route("/demandes/{request_id}/production", start_production, methods=["POST"]),
+    Route("/demandes/{request_id}/contacts/{role}/renvoyer", resend_contact_link, methods=["POST"]),
     Route("/documents/{document_id}", document, methods=["GET"]),
     Route("/habilitations", my_habilitations, methods=["GET"]),
     Route("/habilitations/{habilitation_id}/mise-a-jour", start_update, methods=["POST"]),

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from guichet.accounts.contacts import confirm_link, issue_link
 from guichet.accounts.models import Membership, PartnerRole, ProviderRole, User
 from guichet.accounts.service import create_user, grant_provider_role
 from guichet.habilitation.models import Organisation
@@ -64,6 +65,12 @@ def make_world(session: Session, now: dt.datetime) -> World:
     a = get_or_create_organisation(session, SIRET_A, "Ville A", now)
     b = get_or_create_organisation(session, SIRET_B, "Société B", now)
     applicant = _member(session, "demandeur@ville-a.fr", a, PartnerRole.APPLICANT, now)
+    # The controller and the DPO that ``complete_data`` names have followed their
+    # confirmation links, for A and for B (a confirmation holds for one organisation).
+    for org in (a, b):
+        for role, address in (("controller", "maire@ville-a.fr"), ("dpo", "dpo@ville-a.fr")):
+            secret, _ = issue_link(session, org.id, role, address, None, now)
+            confirm_link(session, secret, now)
     technical = _member(session, TECH_EMAIL, a, PartnerRole.TECHNICAL_CONTACT, now)
     stranger = _member(session, "demandeur@societe-b.fr", b, PartnerRole.APPLICANT, now)
     instructor = create_user(session, "instructeur@dgfip.test", "Instructeur", now, verified=True)

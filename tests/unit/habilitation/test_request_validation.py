@@ -48,7 +48,8 @@ def request_with(
     data: Data, environment: Environment = Environment.SANDBOX, cgu: str | None = CGU
 ) -> HabilitationRequest:
     data = copy.deepcopy(data)
-    data["contacts"]["technical"].setdefault("verified", True)
+    for contact in data["contacts"].values():
+        contact.setdefault("verified", True)  # what saving the block computes
     return HabilitationRequest(
         api="impot_particulier",
         environment=environment,

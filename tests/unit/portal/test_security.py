@@ -40,6 +40,10 @@ def test_every_form_route_is_known() -> None:
         "/deconnexion",
         "/mot-de-passe/oubli",
         "/mot-de-passe/nouveau",
+        "/mon-organisation/invitations",
+        "/mon-organisation/invitations/{invitation_id}/annuler",
+        "/invitation",
+        "/invitation/accepter",
     }
 
 
@@ -48,7 +52,7 @@ def test_every_post_refuses_a_bad_csrf_token(
     portal: Starlette, client: TestClient, with_token: str
 ) -> None:
     paths = post_paths(portal)
-    assert len(paths) == 15
+    assert len(paths) == 24
     csrf = csrf_of(client, "/connexion")
     with TestClient(portal) as other:
         other_csrf = csrf_of(other, "/connexion")
