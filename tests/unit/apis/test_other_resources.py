@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from guichet.errors import (
 )
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.habilitation.models import Environment
+from guichet.records.importer import import_impot_particulier
 from guichet.sandbox import personas
 from guichet.sandbox.population import seed
 from tests.unit.apis.support import context, habilitation, request
@@ -360,3 +363,62 @@ def test_the_clock_decides_the_years(ops: dict[str, OperationHandler]) -> None:
     )
     with pytest.raises(YearNotGranted):
         lep(ops, ctx, personas.SINGLE.spi, annrev=N - 1, bareme=N)
+
+
+def test_production_answers_from_the_imported_extract_only(
+    ops: dict[str, OperationHandler],
+    clock: FrozenClock,
+    tmp_path: Path,
+    session_factory: sessionmaker[Session],
+) -> None:
+    """The production gateway reads the production store: what ``guichet data import``
+    loaded, never the sandbox's personas."""
+    spi = personas.SHARED_30262.spi
+    lines = [
+        {
+            "spi": spi,
+            "annrev": N - 1,
+            "foyer": "P-1",
+            "record": {"rfr": 18_000, "nbPart": 1.0},
+            "facture": [{"numLigne": 1, "codeLigne": "RESTE", "libelleLigne": "Reste à payer"}],
+        },
+        {
+            "ressource": "ifi",
+            "spi": spi,
+            "annrev": N - 1,
+            "foyer": "P-1",
+            "record": {"indicateurIfiIsf": "N"},
+        },
+        {
+            "ressource": "th",
+            "spi": spi,
+            "annee": N - 1,
+            "avis": "P1",
+            "regimeTax": "P",
+            "entete": {"libelleCommune": "PARIS 18"},
+            "locaux": [{"natureLocal": "AP", "affectation": "H", "invariant": "1180000001"}],
+        },
+    ]
+    path = tmp_path / "extract.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    import_impot_particulier(session_factory, path)
+    scopes = ("dgfip_ir_facture", "dgfip_ifi", "dgfip_locaux_th", "dgfip_adresse_th", LEP)
+    prod = context(clock.now(), habilitation(data_scopes=scopes), Environment.PRODUCTION)
+    bill = call(ops["ir_factures_spi"], prod, spi=spi, annrev=N - 1).body
+    assert bill == {"facture": [lines[0]["facture"][0]]}
+    assert call(ops["ifi_assiettes_spi"], prod, spi=spi, annrev=N - 1).body == {
+        "indicateurIfiIsf": "N"
+    }
+    th = call(ops["th_principale_spi"], prod, spi=spi, annrev=N - 1).body
+    assert th == {
+        "situationsTH": [
+            {
+                "libelleCommune": "PARIS 18",
+                "regimeTax": "P",
+                "locaux": [{"natureLocal": "AP", "affectation": "H", "invariant": "1180000001"}],
+            }
+        ]
+    }
+    assert lep(ops, prod, spi, departement="75").body == {"statut": "O"}
+    with pytest.raises(NotFound):  # a sandbox persona is unknown there
+        call(ops["ifi_assiettes_spi"], prod, spi=personas.FULL_1.spi, annrev=N - 1)

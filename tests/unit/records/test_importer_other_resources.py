@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from guichet.records.cli import app
 from guichet.records.importer import ImportRejected, import_impot_particulier
 from guichet.records.models import IfiSituation, IrSituation, ThAvis, ThLocal
+from guichet.settings import Settings, use_settings
 
 SPI_A = "3999999930262"
 SPI_B = "3999999915247"
@@ -196,3 +199,18 @@ def test_the_sandbox_store_is_another_store(
     import_impot_particulier(session_factory, write(tmp_path, ifi(), th()), store="sandbox")
     assert counts(session_factory)["ifi_situation"] == 0
     assert counts(session_factory, "sandbox")["th_avis"] == 1
+
+
+def test_the_command_names_the_bad_line_and_loads_the_good_file(tmp_path: Path) -> None:
+    use_settings(Settings(data_dir=tmp_path / "data"))
+    try:
+        runner = CliRunner()
+        bad = write(tmp_path, ir(facture=FACTURE), th(regimeTax="X"))
+        result = runner.invoke(app, ["import", "impot-particulier", str(bad)])
+        assert result.exit_code == 2, result.output
+        assert "ligne 2 : regimeTax" in result.output
+        good = write(tmp_path, ir(facture=FACTURE), ifi(), th())
+        result = runner.invoke(app, ["import", "impot-particulier", str(good)])
+        assert result.exit_code == 0, result.output
+    finally:
+        use_settings(None)
