@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -207,6 +208,9 @@ class PolicyCache:
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
         self._listeners: list[Any] = []
+        # Reloads run on the poller's thread and on request paths (e.g. /revoke): the lock
+        # and the generation check keep a slower, older load from replacing a newer one.
+        self._lock = threading.Lock()
         with factory() as session:
             self._snapshot = load_snapshot(session)
 
@@ -221,9 +225,13 @@ class PolicyCache:
 
     def reload(self) -> None:
         with self._factory() as session:
-            self._snapshot = load_snapshot(session)
-        for listener in self._listeners:
-            listener(self._snapshot)
+            loaded = load_snapshot(session)
+        with self._lock:
+            if loaded.generation < self._snapshot.generation:
+                return
+            self._snapshot = loaded
+            for listener in self._listeners:
+                listener(loaded)
 
     def refresh_if_stale(self) -> bool:
         with self._factory() as session:
