@@ -84,3 +84,14 @@ class TooSoon(GuichetError):
     status = 429
     code = "mail_too_soon"
     title = "Un courriel vient de partir à cette adresse : réessayez dans une minute."
+
+
+class LastInviter(GuichetError):
+    """Removing this role would leave nobody able to invite (or to remove) anyone."""
+
+    status = 409
+    code = "organisation_last_inviter"
+    title = (
+        "L'organisation doit garder au moins un demandeur ou un représentant légal : "
+        "invitez-en un autre avant de retirer ce rôle."
+    )

@@ -28,6 +28,7 @@ from guichet.accounts.errors import (
     FormInvalid,
     InvitationForAnotherAccount,
     InvitationInvalid,
+    LastInviter,
     MayNotInvite,
     OrganisationNotFound,
 )
@@ -64,8 +65,9 @@ class MemberView:
     user_id: uuid.UUID
     display_name: str
     email: str
-    roles: list[str]
+    roles: list[str]  # their labels
     since: dt.datetime
+    grants: list[tuple[str, str]]  # (role, label), for the "retirer" buttons
 
 
 @dataclass(frozen=True)
@@ -190,9 +192,11 @@ class OrganisationService:
         for membership, user in rows:
             if user.id not in people:
                 people[user.id] = MemberView(
-                    user.id, user.display_name, user.email, [], utc(membership.created_at)
+                    user.id, user.display_name, user.email, [], utc(membership.created_at), []
                 )
-            people[user.id].roles.append(PARTNER_ROLE_LABELS[membership.role])
+            label = PARTNER_ROLE_LABELS[membership.role]
+            people[user.id].roles.append(label)
+            people[user.id].grants.append((membership.role.value, label))
         return list(people.values())
 
     def _pending(
@@ -329,6 +333,57 @@ class OrganisationService:
                 raise InvitationInvalid("Cette invitation a déjà été acceptée ou annulée.")
             invitation.cancelled_at = now
             event(log, "accounts.invitation_cancelled", invitation=invitation.id, by=actor_id)
+
+    def remove_role(
+        self, actor_id: uuid.UUID, organisation_id: uuid.UUID, user_id: uuid.UUID, role: str
+    ) -> None:
+        """An inviter takes a role away from a member (a member may also give up their own);
+        the organisation always keeps someone who may invite. A member left without any role
+        is no longer a member."""
+        try:
+            taken = PartnerRole(role)
+        except ValueError:
+            raise OrganisationNotFound("Membre introuvable.") from None
+        with transaction(self.accounts.session_factory) as session:
+            mine = _roles_in(session, actor_id, organisation_id)
+            if not mine:
+                raise OrganisationNotFound()
+            if actor_id != user_id and not mine & INVITER_ROLES:
+                raise MayNotInvite()
+            membership = session.scalar(
+                select(Membership).where(
+                    Membership.user_id == user_id,
+                    Membership.organisation_id == organisation_id,
+                    Membership.role == taken,
+                )
+            )
+            if membership is None:
+                raise OrganisationNotFound("Membre introuvable.")
+            if taken in INVITER_ROLES:
+                others = session.scalar(
+                    select(Membership.id)
+                    .where(
+                        Membership.organisation_id == organisation_id,
+                        Membership.role.in_(INVITER_ROLES),
+                        Membership.id != membership.id,
+                    )
+                    .limit(1)
+                )
+                if others is None:
+                    raise LastInviter()
+            session.delete(membership)
+            session.flush()
+            # A draft naming this person as a contact sees it (a technical contact must be
+            # a member).
+            refresh_organisation_requests(session, organisation_id)
+            event(
+                log,
+                "accounts.member_role_removed",
+                organisation=organisation_id,
+                user=user_id,
+                role=taken.value,
+                by=actor_id,
+            )
 
     # Accepting ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The organisation pages: "Mon organisation" (members, roles, invitations), the invitee's
+"""The organisation pages: "Mon organisation" (members and their roles, invitations), the invitee's
 page behind the mailed link, and the page a request contact lands on to confirm an address.
 
 Routes parse the form, call ``OrganisationService`` or ``ContactService`` and map the answer
@@ -16,7 +16,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from guichet.accounts.contacts import ContactService
-from guichet.accounts.errors import AccountTokenInvalid, FormInvalid, InvitationInvalid
+from guichet.accounts.errors import (
+    AccountTokenInvalid,
+    FormInvalid,
+    InvitationInvalid,
+    OrganisationNotFound,
+)
 from guichet.accounts.models import PARTNER_ROLE_LABELS
 from guichet.accounts.organisations import OrganisationService
 from guichet.accounts.service import PASSWORD_METHOD
@@ -38,6 +43,7 @@ NOTICES = {
     "invitee": "L'invitation est partie : elle est valable sept jours.",
     "annulee": "L'invitation est annulée : son lien ne fonctionne plus.",
     "bienvenue": "Bienvenue : vous avez rejoint l'organisation.",
+    "retire": "Le rôle est retiré.",
 }
 
 
@@ -126,6 +132,27 @@ async def cancel(request: Request, _: FormData, session: SessionData) -> Respons
     except GuichetError as exc:
         return await _page(request, exc.status, alert=exc.detail)
     return redirect(request, "/mon-organisation?fait=annulee")
+
+
+@csrf_protected
+async def remove_role(request: Request, form: FormData, session: SessionData) -> Response:
+    if session.user_id is None:
+        return redirect(request, "/connexion")
+    organisation_id = _uuid(field(form, "organisation_id", 64))
+    user_id = _uuid(field(form, "user_id", 64))
+    try:
+        if organisation_id is None or user_id is None:
+            raise OrganisationNotFound("Membre introuvable.")
+        await run_in_threadpool(
+            organisations(request).remove_role,
+            session.user_id,
+            organisation_id,
+            user_id,
+            field(form, "role", 64),
+        )
+    except GuichetError as exc:
+        return await _page(request, exc.status, alert=exc.detail)
+    return redirect(request, "/mon-organisation?fait=retire")
 
 
 # The invitee -------------------------------------------------------------------------------
@@ -222,6 +249,7 @@ ROUTES = [
     Route("/mon-organisation", my_organisation, methods=["GET"]),
     Route("/mon-organisation/invitations", invite, methods=["POST"]),
     Route("/mon-organisation/invitations/{invitation_id}/annuler", cancel, methods=["POST"]),
+    Route("/mon-organisation/membres/retirer", remove_role, methods=["POST"]),
     Route("/invitation", invitation, methods=["GET"]),
     Route("/invitation", join_with_new_account, methods=["POST"]),
     Route("/invitation/accepter", join_as_signed_in, methods=["POST"]),

@@ -17,6 +17,7 @@ from guichet.accounts.errors import (
     FormInvalid,
     InvitationForAnotherAccount,
     InvitationInvalid,
+    LastInviter,
     MayNotInvite,
     OrganisationNotFound,
 )
@@ -327,3 +328,37 @@ def test_member_add_command(
         assert listed.exit_code == 0
     finally:
         use_settings(None)
+
+
+def test_an_inviter_removes_a_role_but_never_the_last_inviter(
+    orgs: OrganisationService, people: People, session_factory: sessionmaker[Session]
+) -> None:
+    orgs.remove_role(people.applicant, people.org_a, people.technical, "technical_contact")
+    assert roles_of(session_factory, "technique@a.fr", people.org_a) == set()
+    assert "technique@a.fr" not in {
+        m.email for m in orgs.organisations_of(people.applicant)[0].members
+    }
+    # The legal representative may go: the applicant still invites.
+    orgs.remove_role(people.applicant, people.org_a, people.legal, "legal_representative")
+    with pytest.raises(LastInviter):
+        orgs.remove_role(people.applicant, people.org_a, people.applicant, "applicant")
+    assert roles_of(session_factory, "demandeur@a.fr", people.org_a) == {PartnerRole.APPLICANT}
+
+
+def test_removing_a_role_is_for_inviters_and_members_only(
+    orgs: OrganisationService, people: People, session_factory: sessionmaker[Session]
+) -> None:
+    with pytest.raises(MayNotInvite):
+        orgs.remove_role(people.technical, people.org_a, people.legal, "legal_representative")
+    with pytest.raises(OrganisationNotFound):
+        orgs.remove_role(people.stranger, people.org_a, people.technical, "technical_contact")
+    with pytest.raises(OrganisationNotFound):  # a role the person does not hold, a bad role
+        orgs.remove_role(people.applicant, people.org_a, people.technical, "dpo")
+    with pytest.raises(OrganisationNotFound):
+        orgs.remove_role(people.applicant, people.org_a, people.technical, "chef")
+    # A member may give up their own role.
+    orgs.remove_role(people.technical, people.org_a, people.technical, "technical_contact")
+    assert roles_of(session_factory, "technique@a.fr", people.org_a) == set()
+    assert roles_of(session_factory, "maire@a.fr", people.org_a) == {
+        PartnerRole.LEGAL_REPRESENTATIVE
+    }

@@ -282,3 +282,56 @@ def test_the_contact_confirmation_page(client: TestClient) -> None:
     answer = client.get("/contacts/confirmation?token=inconnu")
     assert answer.status_code == 400
     assert "Lien non valable" in answer.text
+
+
+def test_roles_are_removed_from_the_page(
+    client: TestClient, other: TestClient, outbox: Outbox
+) -> None:
+    signed_up(client, outbox)
+    sign_in(client, "camille@mairie-exemple.fr")
+    invite(client, "dominique@mairie-exemple.fr", "dpo")
+    link = newest_link(outbox, "/invitation")
+    other.post(
+        "/invitation",
+        data={
+            "token": link.split("token=")[1],
+            "display_name": "Dominique Petit",
+            "password": PASSWORD,
+            "csrf_token": csrf_of(other, link),
+        },
+    )
+    page = client.get("/mon-organisation").text
+    assert "Retirer « Délégué à la protection des données »" in page
+
+    def holder(role: str) -> str:
+        found = re.search(
+            rf'name="user_id" value="([^"]+)"><input type="hidden" name="role" value="{role}"',
+            page,
+        )
+        assert found, role
+        return found.group(1)
+
+    organisation = re.search(r'name="organisation_id" value="([^"]+)"', page)
+    assert organisation
+
+    def remove(client: TestClient, user_id: str, role: str) -> httpx.Response:
+        answer: httpx.Response = client.post(
+            "/mon-organisation/membres/retirer",
+            data={
+                "organisation_id": organisation.group(1),
+                "user_id": user_id,
+                "role": role,
+                "csrf_token": csrf_of(client, "/mon-organisation"),
+            },
+        )
+        return answer
+
+    applicant, dpo = holder("applicant"), holder("dpo")
+    # The DPO may not remove others, and the last applicant may not go.
+    assert remove(other, applicant, "applicant").status_code == 403
+    last = remove(client, applicant, "applicant")
+    assert last.status_code == 409
+    assert "garder au moins un demandeur" in last.text
+    # The DPO gives up their own role: no longer a member.
+    assert remove(other, dpo, "dpo").status_code == 303
+    assert "Dominique Petit" not in client.get("/mon-organisation").text

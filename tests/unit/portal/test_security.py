@@ -42,6 +42,7 @@ def test_every_form_route_is_known() -> None:
         "/mot-de-passe/nouveau",
         "/mon-organisation/invitations",
         "/mon-organisation/invitations/{invitation_id}/annuler",
+        "/mon-organisation/membres/retirer",
         "/invitation",
         "/invitation/accepter",
     }
@@ -52,7 +53,7 @@ def test_every_post_refuses_a_bad_csrf_token(
     portal: Starlette, client: TestClient, with_token: str
 ) -> None:
     paths = post_paths(portal)
-    assert len(paths) == 24
+    assert len(paths) == 25
     csrf = csrf_of(client, "/connexion")
     with TestClient(portal) as other:
         other_csrf = csrf_of(other, "/connexion")
