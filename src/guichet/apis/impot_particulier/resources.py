@@ -236,29 +236,32 @@ class SpiYearOperation:
     async def fetch(self, ctx: CallContext, params: SpiYearParams) -> ApiResponse:
         hab = _habilitation(ctx)
         ctx.subject_spi = params.spi
-        found = await asyncio.to_thread(self._read, ctx, params.spi, params.annrev)
+        found = await asyncio.to_thread(
+            read_granted_year, self._deps, ctx, self.resource.read, params.spi, params.annrev
+        )
         granted = hab.data_scopes & self.resource.data_scopes
         body, released = self.resource.shape(found, granted)
         ctx.data_scopes_returned = sorted(released)
         return ApiResponse(body=body, media_type=self.resource.media_type)
 
-    def _read(self, ctx: CallContext, spi: str, annrev: int) -> Any:
-        hab = _habilitation(ctx)
-        grant = granted_years(hab.year_scopes, ctx.now)
-        store = ctx.environment.value
-        with self._deps.engine.connect() as conn:
-            if grant.is_conditional(annrev) and (
-                self.resource.read(conn, store, spi, grant.n_minus_1) is not None
-            ):
-                raise YearNotGranted(
-                    f"L'année {annrev} n'est habilitée que si l'année "
-                    f"{grant.n_minus_1} est indisponible.",
-                    field="annrev",
-                )
-            found = self.resource.read(conn, store, spi, annrev)
-        if found is None:
-            raise NotFound()
-        return found
+
+def read_granted_year(deps: ApiDeps, ctx: CallContext, read: Reader, spi: str, annrev: int) -> Any:
+    """``read`` for ``annrev`` in the call's store, after the fallback-year rule: N-2 under
+    ``dgfip_annee_n_moins_2_si_indispo_n_moins_1`` only when ``read`` finds nothing in N-1.
+    Nothing for ``annrev`` → 404."""
+    grant = granted_years(_habilitation(ctx).year_scopes, ctx.now)
+    store = ctx.environment.value
+    with deps.engine.connect() as conn:
+        if grant.is_conditional(annrev) and read(conn, store, spi, grant.n_minus_1) is not None:
+            raise YearNotGranted(
+                f"L'année {annrev} n'est habilitée que si l'année "
+                f"{grant.n_minus_1} est indisponible.",
+                field="annrev",
+            )
+        found = read(conn, store, spi, annrev)
+    if found is None:
+        raise NotFound()
+    return found
 
 
 class FcYearOperation:
@@ -312,16 +315,6 @@ class LepOperation:
 
     def __init__(self, deps: ApiDeps) -> None:
         self._deps = deps
-        self._year = SpiYearOperation(
-            deps,
-            YearResource(
-                "lep",
-                frozenset({LEP_SCOPE}),
-                LEP_MEDIA_TYPE,
-                read_latest_situation,
-                lambda found, granted: (found, set()),
-            ),
-        )
 
     def parse(self, request: Request) -> LepParams:
         path = request.path_params
@@ -338,7 +331,7 @@ class LepOperation:
     async def fetch(self, ctx: CallContext, params: LepParams) -> ApiResponse:
         ctx.subject_spi = params.spi
         record: Mapping[str, Any] = await asyncio.to_thread(
-            self._year._read, ctx, params.spi, params.annrev
+            read_granted_year, self._deps, ctx, read_latest_situation, params.spi, params.annrev
         )
         rfr, nb_part = record.get("rfr"), record.get("nbPart")
         if rfr is None or nb_part is None:
