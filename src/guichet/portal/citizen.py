@@ -613,6 +613,9 @@ _IR_RESOURCE_LABELS: Final = {
     "ir_derniere_situation": "Dernière situation à l'impôt sur le revenu connue pour une année",
     "ir_derniere_situation_deuxans": "Dernières situations à l'impôt sur le revenu "
     "(deux dernières années)",
+    "ir_factures": "Avis d'impôt sur le revenu d'une année (montants et paiements)",
+    "ifi_assiettes": "Situation à l'impôt sur la fortune immobilière d'une année",
+    "th_principale": "Taxe d'habitation de votre résidence principale",
 }
 OPERATION_LABELS: Final = {
     **{f"{k}_spi": f"{v}, à partir de votre numéro fiscal" for k, v in _IR_RESOURCE_LABELS.items()},
@@ -625,6 +628,8 @@ OPERATION_LABELS: Final = {
         "FranceConnect"
         for o in OFFERS_OF_SERVICE
     },
+    "lep_spi": "Vérification de votre droit au livret d'épargne populaire (LEP), à partir de "
+    "votre numéro fiscal",
     "r2p_personne_spi": "Recherche de votre numéro fiscal à partir de votre état civil",
     "r2p_personne_recherche": "Recherche d'une personne par son état civil",
     "r2p_personne": "Lecture de votre état civil et de votre adresse",

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
 from guichet.accounts.models import PortalSession
+from guichet.catalog.products import PRODUCTS
 from guichet.clock import FrozenClock
 from guichet.demo import ensure_portal_federation_client
 from guichet.federation.models import FederationClient
@@ -39,6 +40,7 @@ from guichet.portal.app import build_portal_app
 from guichet.portal.citizen import (
     CALLBACK_PATH,
     COOKIE,
+    OPERATION_LABELS,
     CitizenSpace,
     ExchangeHistory,
 )
@@ -737,3 +739,8 @@ def test_portal_client_registration(world: World) -> None:
     with runtime.session_factory() as s:
         client = s.get_one(FederationClient, first["client_id"])
         assert client.redirect_uris == ["https://guichet.example/mes-donnees/retour"]
+
+
+def test_every_catalogue_operation_reads_in_plain_words_for_the_citizen() -> None:
+    names = {op.name for product in PRODUCTS.values() for op in product.operations}
+    assert names - OPERATION_LABELS.keys() == set()
