@@ -61,6 +61,8 @@ def impot_particulier(
     finally:
         runtime.close()
     out.print(
-        f"[green]{report.situations}[/green] situation(s) IR chargée(s) dans le magasin "
-        f"[bold]{report.store}[/bold] ({report.pairs} couple(s) SPI/année remplacé(s))."
+        f"[green]{report.situations}[/green] situation(s) IR, [green]{report.ifi}[/green] "
+        f"déclaration(s) IFI et [green]{report.th_avis}[/green] avis de taxe d'habitation "
+        f"chargés dans le magasin [bold]{report.store}[/bold] ({report.pairs} couple(s) "
+        "SPI/année remplacé(s))."
     )

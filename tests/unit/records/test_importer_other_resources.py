@@ -212,5 +212,7 @@ def test_the_command_names_the_bad_line_and_loads_the_good_file(tmp_path: Path) 
         good = write(tmp_path, ir(facture=FACTURE), ifi(), th())
         result = runner.invoke(app, ["import", "impot-particulier", str(good)])
         assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())
+        assert "1 situation(s) IR, 1 déclaration(s) IFI et 1 avis de taxe d'habitation" in said
     finally:
         use_settings(None)
