@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route, Router
+from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from guichet import errors
@@ -67,11 +70,87 @@ class GatewayDeps:
 
 def _correlation_id(request: Request) -> tuple[str, bool]:
     """The caller's ``X-Correlation-ID`` if it is a UUID; else a fresh one and ``False``."""
-    raw = request.headers.get("x-correlation-id")
+    return _checked_correlation_id(request.headers.get("x-correlation-id"))
+
+
+def _checked_correlation_id(raw: str | None) -> tuple[str, bool]:
     # The canonical 8-4-4-4-12 form only: uuid.UUID() would also take braces, URNs…
     if raw and _UUID.fullmatch(raw.strip()):
         return raw.strip().lower(), True
     return str(uuid.uuid4()), False
+
+
+def _call_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """``X-Correlation-ID`` and ``Authorization``, first occurrence of each, in one pass
+    over the raw ASGI headers (what ``Request.headers.get`` returns, without the object)."""
+    correlation: str | None = None
+    authorization: str | None = None
+    for key, value in scope["headers"]:
+        if key == b"x-correlation-id":
+            if correlation is None:
+                correlation = value.decode("latin-1")
+        elif key == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+    return correlation, authorization
+
+
+class _RecordIds:
+    """Journal record ids (UUID version 4) from the OS's random source, 4 KiB at a time.
+
+    ``uuid.uuid4()`` makes one ``os.urandom`` system call per call, and releases the GIL for
+    it: under load the journal writer took the GIL at each of them and the event loop then
+    waited for it back. Same randomness, one system call per 256 ids.
+    """
+
+    _SIZE = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._offset = 0
+        # A forked child must not hand out its parent's remaining ids.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._buffer = b""
+        self._offset = 0
+
+    def next(self) -> uuid.UUID:
+        with self._lock:
+            if self._offset >= len(self._buffer):
+                self._buffer = os.urandom(self._SIZE)
+                self._offset = 0
+            start = self._offset
+            self._offset = start + 16
+            return uuid.UUID(bytes=self._buffer[start : start + 16], version=4)
+
+
+_record_ids = _RecordIds()
+
+
+# What ``json.dumps(body, ensure_ascii=False, separators=(",", ":"))`` does, built once.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_MEDIA_TYPES: dict[str, bytes] = {}
+
+
+def _media_type(media_type: str) -> bytes:
+    value = _MEDIA_TYPES.get(media_type)
+    if value is None:
+        # Starlette's rule: text types get their charset spelt out.
+        text = media_type
+        if text.startswith("text/") and "charset=" not in text.lower():
+            text += "; charset=utf-8"
+        value = _MEDIA_TYPES[media_type] = text.encode("latin-1")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A successful call's answer, as raw ASGI headers and body: sent as is."""
+
+    status_code: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
 
 
 class GatewayCall:
@@ -90,12 +169,15 @@ class GatewayCall:
         self.handler = handler
         self._op_name = operation.name if operation else "unknown"
         self._api = product.key if product else None
+        # Prometheus children, looked up once per outcome rather than on every call.
+        self._calls: dict[str, Any] = {}
+        self._latency = LATENCY.labels(deps.environment.value)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deps = self.deps
         started = time.perf_counter()
-        request = Request(scope, receive)
-        correlation_id, cid_ok = _correlation_id(request)
+        raw_correlation_id, authorization = _call_headers(scope)
+        correlation_id, cid_ok = _checked_correlation_id(raw_correlation_id)
         ctx = CallContext(
             environment=deps.environment,
             correlation_id=correlation_id,
@@ -103,18 +185,19 @@ class GatewayCall:
             now=deps.clock.now(),
             method=scope["method"],
             path=scope["path"],
-            authorization=request.headers.get("authorization"),
+            authorization=authorization,
             product=self.product,
             operation=self.operation,
         )
         headers: dict[str, str] = {}
+        answer: _Answer | Response
         try:
-            response = await self._run(ctx, request, scope, cid_ok, headers)
+            answer = await self._run(ctx, scope, receive, cid_ok, headers)
             outcome = "ok"
         except errors.GuichetError as exc:
             outcome = exc.code
             ctx.data_scopes_returned = []
-            response = problem_response(exc, correlation_id, ctx.path, headers)
+            answer = problem_response(exc, correlation_id, ctx.path, headers)
         except Exception as exc:
             # Never a stack trace to the caller. The log gets the exception's class and its
             # frames, not its message: a message may quote a row, hence an SPI or a name.
@@ -132,28 +215,47 @@ class GatewayCall:
             )
             outcome = "internal_error"
             ctx.data_scopes_returned = []
-            response = problem_response(errors.InternalError(), correlation_id, ctx.path)
+            answer = problem_response(errors.InternalError(), correlation_id, ctx.path)
         latency = time.perf_counter() - started
         try:
+            # The record is committed before a single byte of the answer leaves.
             await deps.journal.append(
-                self._journal_entry(ctx, outcome, response.status_code, latency)
+                self._journal_entry(ctx, outcome, answer.status_code, latency)
             )
         except errors.JournalUnavailable as exc:
             event(log, "gateway.journal_unavailable", logging.ERROR, correlation_id=correlation_id)
             outcome = exc.code
-            response = problem_response(exc, correlation_id, ctx.path)
-        CALLS.labels(deps.environment.value, self._api or "none", outcome).inc()
-        LATENCY.labels(deps.environment.value).observe(time.perf_counter() - started)
-        await response(scope, receive, send)
+            answer = problem_response(exc, correlation_id, ctx.path)
+        self._count(outcome, started)
+        if isinstance(answer, _Answer):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": answer.status_code,
+                    "headers": answer.headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": answer.body})
+        else:
+            await answer(scope, receive, send)
+
+    def _count(self, outcome: str, started: float) -> None:
+        calls = self._calls.get(outcome)
+        if calls is None:
+            calls = self._calls[outcome] = CALLS.labels(
+                self.deps.environment.value, self._api or "none", outcome
+            )
+        calls.inc()
+        self._latency.observe(time.perf_counter() - started)
 
     async def _run(
         self,
         ctx: CallContext,
-        request: Request,
         scope: Scope,
+        receive: Receive,
         cid_ok: bool,
         headers: dict[str, str],
-    ) -> Response:
+    ) -> _Answer:
         deps = self.deps
         if deps.maintenance:
             raise errors.Maintenance(
@@ -172,7 +274,7 @@ class GatewayCall:
         if ctx.method not in ("GET", "HEAD"):
             raise errors.MethodNotAllowed(f"{ctx.method} n'est pas permis ici ; utilisez GET.")
         deps.chain.run(ctx)
-        params = self.handler.parse(request)
+        params = self.handler.parse(Request(scope, receive))
         ctx.subject_spi = getattr(params, "spi", None)
         self.handler.authorize(ctx, params)
         assert ctx.habilitation is not None
@@ -186,21 +288,24 @@ class GatewayCall:
                 f"Quota de {limit} appels par minute atteint.", retry_after=decision.retry_after
             )
         result: ApiResponse = await self.handler.fetch(ctx, params)
-        headers["X-Correlation-ID"] = ctx.correlation_id
-        headers["Cache-Control"] = "no-store"
-        return Response(
-            json.dumps(result.body, ensure_ascii=False, separators=(",", ":")),
-            status_code=result.status,
-            media_type=result.media_type,
-            headers=headers,
-        )
+        body = _encode(result.body).encode()
+        raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+        ]
+        raw_headers += [
+            (b"x-correlation-id", ctx.correlation_id.encode("latin-1")),
+            (b"cache-control", b"no-store"),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", _media_type(result.media_type)),
+        ]
+        return _Answer(result.status, raw_headers, body)
 
     def _journal_entry(
         self, ctx: CallContext, outcome: str, status: int, latency: float
     ) -> JournalEntry:
         hab = ctx.habilitation
         return JournalEntry(
-            id=uuid.uuid4(),
+            id=_record_ids.next(),
             at=ctx.now,
             environment=ctx.environment.value,
             correlation_id=ctx.correlation_id,
@@ -290,4 +395,48 @@ def build_gateway_app(deps: GatewayDeps, extra_routes: list[BaseRoute]) -> ASGIA
         *api_routes(deps),
     ]
     fallback = GatewayCall(deps, None, None, None)
-    return Router(routes, default=fallback)
+    return _Dispatcher(Router(routes, default=fallback))
+
+
+class _Dispatcher:
+    """Starlette's ``Router``, with its routes looked up by the path's first segment.
+
+    ``Router`` tries every route in turn (a regular expression each): the IR operations
+    came after a dozen others. A route whose first segment is literal can only match paths
+    with that segment, so trying just those routes, in the router's order, finds the same
+    first full match. Anything else — no full match there (404, 405, redirects), a route
+    whose first segment is a parameter, lifespan — goes to the router itself.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._by_segment: dict[str, list[Route]] = {}
+        for route in router.routes:
+            if not isinstance(route, Route):
+                self._by_segment = {}
+                return
+            first = _first_segment(route.path)
+            if "{" in first or ":" in first:
+                self._by_segment = {}  # a parameter could match any segment: no shortcut
+                return
+            self._by_segment.setdefault(first, []).append(route)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # The route matches against the path less any root_path; a wrong pick finds no
+            # full match and goes to the router, so the raw path is good enough to pick.
+            candidates = self._by_segment.get(_first_segment(scope["path"]))
+            for route in candidates or ():
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    # What Router.app does with its first full match.
+                    scope.setdefault("router", self.router)
+                    scope["route"] = route
+                    scope.update(child_scope)
+                    await route.handle(scope, receive, send)
+                    return
+        await self.router(scope, receive, send)
+
+
+def _first_segment(path: str) -> str:
+    return path.split("/", 2)[1] if path.startswith("/") and len(path) > 1 else path

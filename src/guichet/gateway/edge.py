@@ -74,7 +74,12 @@ def _peer_host(scope: Mapping[str, Any]) -> str:
     client = scope.get("client")
     if not client:
         return ""
-    host = str(client[0])
+    return _unmapped(str(client[0]))
+
+
+@lru_cache(maxsize=4096)
+def _unmapped(host: str) -> str:
+    # Cached: the same few peers call again and again, and parsing is most of the cost.
     try:
         mapped = ipaddress.ip_address(host)
     except ValueError:

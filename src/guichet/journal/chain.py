@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, Executable, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Executable, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,20 +59,30 @@ def ensure_head(conn: Connection | Session) -> None:
     conn.execute(stmt)
 
 
+# Built once: the writer reads and moves the head in every batch.
+HEAD_QUERY = select(
+    head_table.c.seq, head_table.c.hash, head_table.c.anchor_seq, head_table.c.anchor_hash
+).where(head_table.c.id == HEAD_ID)
+# FOR UPDATE on PostgreSQL; SQLite renders nothing (BEGIN IMMEDIATE already locks).
+LOCKED_HEAD_QUERY = HEAD_QUERY.with_for_update()
+MOVE_HEAD = (
+    update(head_table)
+    .where(head_table.c.id == HEAD_ID)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 def read_head(conn: Connection | Session, *, lock: bool = False) -> Head | None:
-    stmt = select(
-        head_table.c.seq, head_table.c.hash, head_table.c.anchor_seq, head_table.c.anchor_hash
-    ).where(head_table.c.id == HEAD_ID)
-    if lock:
-        # FOR UPDATE on PostgreSQL; SQLite renders nothing (BEGIN IMMEDIATE already locks).
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    row = conn.execute(LOCKED_HEAD_QUERY if lock else HEAD_QUERY).first()
     if row is None:
         return None
     return Head(seq=row.seq, hash=row.hash, anchor_seq=row.anchor_seq, anchor_hash=row.anchor_hash)
 
 
 def set_head(conn: Connection, **values: int | str) -> None:
+    if values.keys() == {"seq", "hash"}:
+        conn.execute(MOVE_HEAD, {"new_seq": values["seq"], "new_hash": values["hash"]})
+        return
     conn.execute(update(head_table).where(head_table.c.id == HEAD_ID).values(**values))
 
 

@@ -110,7 +110,7 @@ class JournalEntry:
 
     def values(self) -> dict[str, Any]:
         """The entry's columns, as inserted into ``journal_record``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in ENTRY_FIELDS}
 
     def hash(self, seq: int, prev_hash: str) -> str:
         return record_hash({**self.values(), "seq": seq, "prev_hash": prev_hash})

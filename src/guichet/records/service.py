@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sqlite3
+import threading
+import weakref
 from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from functools import cache
+from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from guichet.records.models import IrSituation, Person, ThLocal
@@ -27,26 +32,140 @@ class Situation(Protocol):
 _SITUATION_COLUMNS = (IrSituation.annrev, IrSituation.rang, IrSituation.record)
 
 
+@cache
+def _of_year_query() -> Select[tuple[int, int, dict[str, Any]]]:
+    # Built once with bound parameters: building a select per call cost more than the read.
+    return (
+        select(*_SITUATION_COLUMNS)
+        .where(
+            IrSituation.store == bindparam("store"),
+            IrSituation.spi == bindparam("spi"),
+            IrSituation.annrev == bindparam("annrev"),
+        )
+        .order_by(IrSituation.rang)
+    )
+
+
+@cache
+def _of_person_query() -> Select[tuple[int, int, dict[str, Any]]]:
+    return (
+        select(*_SITUATION_COLUMNS)
+        .where(IrSituation.store == bindparam("store"), IrSituation.spi == bindparam("spi"))
+        .order_by(IrSituation.annrev.desc(), IrSituation.rang)
+    )
+
+
 def situations_of_year(
     session: Session | Connection, store: str, spi: str, annrev: int
 ) -> Sequence[Situation]:
     """The person's situations for one revenue year, by ``rang`` (date order)."""
-    rows = session.execute(
-        select(*_SITUATION_COLUMNS)
-        .where(IrSituation.store == store, IrSituation.spi == spi, IrSituation.annrev == annrev)
-        .order_by(IrSituation.rang)
-    ).all()
+    rows = session.execute(_of_year_query(), {"store": store, "spi": spi, "annrev": annrev}).all()
     return cast(Sequence[Situation], rows)
 
 
 def situations_of(session: Session | Connection, store: str, spi: str) -> Sequence[Situation]:
     """Every situation held for the person, most recent year first, then by ``rang``."""
-    rows = session.execute(
-        select(*_SITUATION_COLUMNS)
-        .where(IrSituation.store == store, IrSituation.spi == spi)
-        .order_by(IrSituation.annrev.desc(), IrSituation.rang)
-    ).all()
+    rows = session.execute(_of_person_query(), {"store": store, "spi": spi}).all()
     return cast(Sequence[Situation], rows)
+
+
+class SituationRow(NamedTuple):
+    annrev: int
+    rang: int
+    record: dict[str, Any]
+
+
+class SituationSource(Protocol):
+    """Where an operation reads IR situations from: a pooled connection in a worker thread
+    (``CoreSituations``), or SQLite straight from the calling thread (``SqliteSituations``)."""
+
+    def of_year(self, store: str, spi: str, annrev: int) -> Sequence[Situation]: ...
+    def of_person(self, store: str, spi: str) -> Sequence[Situation]: ...
+
+
+class CoreSituations:
+    """``situations_of_year`` / ``situations_of`` on a session or Core connection."""
+
+    def __init__(self, session: Session | Connection) -> None:
+        self._session = session
+
+    def of_year(self, store: str, spi: str, annrev: int) -> Sequence[Situation]:
+        return situations_of_year(self._session, store, spi, annrev)
+
+    def of_person(self, store: str, spi: str) -> Sequence[Situation]:
+        return situations_of(self._session, store, spi)
+
+
+# A read on the loop may wait this long for a lock (ms). In WAL mode readers wait on
+# writers only in rare cases (WAL recovery); the pool's 30 s would freeze the gateway.
+INLINE_BUSY_TIMEOUT_MS = 1000
+
+
+class SqliteSituations:
+    """The same two reads on SQLite, run by the calling thread itself (the event loop).
+
+    A point read on the primary key costs a few microseconds in SQLite: far less than
+    handing it to a worker thread and back, which the gateway used to pay on every call.
+    Each thread gets its own connection, in autocommit, so every read is its own read
+    transaction and sees every import committed before it (no cache, nothing stale). The
+    statements are SQLAlchemy's own compilation of ``situations_of_year`` / ``situations_of``.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        # Weakly: the registry below is keyed by the engine, and must not keep it alive.
+        self._engine = weakref.ref(engine)
+        self._local = threading.local()
+        of_year = _of_year_query().compile(dialect=engine.dialect)
+        of_person = _of_person_query().compile(dialect=engine.dialect)
+        # Positional ("?") parameters, in the order the methods below pass them.
+        assert of_year.positiontup == ["store", "spi", "annrev"], of_year.positiontup
+        assert of_person.positiontup == ["store", "spi"], of_person.positiontup
+        self._of_year = str(of_year)
+        self._of_person = str(of_person)
+
+    def _connection(self) -> sqlite3.Connection:
+        raw: sqlite3.Connection | None = getattr(self._local, "raw", None)
+        if raw is None:
+            # Made by the engine (so with its pragmas), then detached from its pool: the pool
+            # keeps its size, and the connection closes with its thread's storage. One per
+            # thread that reads: in practice the event loop's.
+            engine = self._engine()
+            if engine is None:  # pragma: no cover - the caller holds the engine
+                raise RuntimeError("engine disposed of")
+            proxy = engine.raw_connection()
+            raw = cast(sqlite3.Connection, proxy.driver_connection)
+            proxy.detach()
+            raw.isolation_level = None
+            raw.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
+            self._local.proxy = proxy
+            self._local.raw = raw
+        return raw
+
+    def of_year(self, store: str, spi: str, annrev: int) -> Sequence[Situation]:
+        rows = self._connection().execute(self._of_year, (store, spi, annrev)).fetchall()
+        return [SituationRow(a, r, json.loads(rec)) for a, r, rec in rows]
+
+    def of_person(self, store: str, spi: str) -> Sequence[Situation]:
+        rows = self._connection().execute(self._of_person, (store, spi)).fetchall()
+        return [SituationRow(a, r, json.loads(rec)) for a, r, rec in rows]
+
+
+_inline: weakref.WeakKeyDictionary[Engine, SqliteSituations] = weakref.WeakKeyDictionary()
+_inline_lock = threading.Lock()
+
+
+def inline_situations(engine: Engine) -> SqliteSituations | None:
+    """The engine's ``SqliteSituations`` on SQLite; None elsewhere (PostgreSQL is read from
+    a worker thread: a network round trip must not hold the event loop)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    reader = _inline.get(engine)
+    if reader is None:
+        with _inline_lock:
+            reader = _inline.get(engine)
+            if reader is None:
+                reader = _inline[engine] = SqliteSituations(engine)
+    return reader
 
 
 def years_with_situation(session: Session, store: str, spi: str) -> set[int]:

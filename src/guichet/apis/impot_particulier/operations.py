@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection
 from starlette.requests import Request
 
 from guichet.apis.impot_particulier.fields import filter_record
@@ -37,7 +36,7 @@ from guichet.errors import (
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.gateway.policy import HabilitationPolicy
 from guichet.records import service
-from guichet.records.service import Situation
+from guichet.records.service import Situation, SituationSource
 from guichet.records.spi import parse_spi
 
 log = logging.getLogger(__name__)
@@ -107,7 +106,12 @@ class IrOperation:
         ctx.subject_spi = params.spi
         grant = granted_years(hab.year_scopes, ctx.now)
         store = ctx.environment.value
-        found = await asyncio.to_thread(self._read, store, params, grant)
+        inline = service.inline_situations(self._deps.engine)
+        if inline is not None:
+            # SQLite: a point read costs less than the hop to a worker thread and back.
+            found = self._read(inline, store, params, grant)
+        else:
+            found = await asyncio.to_thread(self._read_pooled, store, params, grant)
         released: set[str] = set()
 
         def limited(situation: Situation) -> dict[str, Any]:
@@ -127,29 +131,34 @@ class IrOperation:
         ctx.data_scopes_returned = sorted(released)
         return ApiResponse(body=body, media_type=IR_MEDIA_TYPE)
 
-    def _read(self, store: str, params: IrParams, grant: YearGrant) -> Sequence[Situation]:
+    def _read_pooled(self, store: str, params: IrParams, grant: YearGrant) -> Sequence[Situation]:
         # A Core connection, not an ORM session: a third of the cost on the hot path.
         with self._deps.engine.connect() as session:
-            if params.annrev is None:
-                return self._latest_of_two_years(session, store, params.spi, grant)
-            if grant.is_conditional(params.annrev) and service.situations_of_year(
-                session, store, params.spi, grant.n_minus_1
-            ):
-                raise YearNotGranted(
-                    f"L'année {params.annrev} n'est habilitée que si l'année "
-                    f"{grant.n_minus_1} est indisponible.",
-                    field="annrev",
-                )
-            found = service.situations_of_year(session, store, params.spi, params.annrev)
-            if not found:
-                raise NotFound()
-            return found
+            return self._read(service.CoreSituations(session), store, params, grant)
+
+    def _read(
+        self, source: SituationSource, store: str, params: IrParams, grant: YearGrant
+    ) -> Sequence[Situation]:
+        if params.annrev is None:
+            return self._latest_of_two_years(source, store, params.spi, grant)
+        if grant.is_conditional(params.annrev) and source.of_year(
+            store, params.spi, grant.n_minus_1
+        ):
+            raise YearNotGranted(
+                f"L'année {params.annrev} n'est habilitée que si l'année "
+                f"{grant.n_minus_1} est indisponible.",
+                field="annrev",
+            )
+        found = source.of_year(store, params.spi, params.annrev)
+        if not found:
+            raise NotFound()
+        return found
 
     @staticmethod
     def _latest_of_two_years(
-        session: Connection, store: str, spi: str, grant: YearGrant
+        source: SituationSource, store: str, spi: str, grant: YearGrant
     ) -> list[Situation]:
-        held = service.situations_of(session, store, spi)
+        held = source.of_person(store, spi)
         by_year: dict[int, Situation] = {}
         for situation in held:  # most recent year first, then rang ascending
             by_year[situation.annrev] = situation
