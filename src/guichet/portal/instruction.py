@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from guichet.accounts.models import User
+from guichet.clock import utc
 from guichet.errors import GuichetError
 from guichet.habilitation import lifecycle
 from guichet.habilitation import requests as service
@@ -290,9 +291,11 @@ def _habilitation_view(
     ).all()
     allowed = staff_actions(user)
     client = lifecycle.habilitation_client(session, hab)
+    expired = lifecycle.expired_commitment(session, hab, now)
     states = {
         "suspend": hab.status is HabilitationStatus.ACTIVE,
-        "resume": hab.status is HabilitationStatus.SUSPENDED,
+        # Not offered on an expired attestation: the service would refuse it (409).
+        "resume": hab.status is HabilitationStatus.SUSPENDED and expired is None,
         "notice": hab.status is not HabilitationStatus.TERMINATED
         and not lifecycle.notice_given(session, hab),
         "terminate": hab.status is not HabilitationStatus.TERMINATED,
@@ -309,6 +312,7 @@ def _habilitation_view(
             if permission in allowed and states[action]
         ],
         "instructs": StaffAction.INSTRUCT in allowed,
+        "commitment_expired_at": utc(expired.expires_at) if expired else None,
     }
 
 

@@ -4,8 +4,11 @@ refused."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -15,10 +18,20 @@ from guichet.accounts.passwords import Passwords
 from guichet.accounts.service import create_user, grant_provider_role
 from guichet.clock import FrozenClock
 from guichet.db import transaction
+from guichet.habilitation.lifecycle import ConsoleActor, suspend_habilitation
 from guichet.habilitation.models import Habilitation, HabilitationStatus
-from guichet.habilitation.request_models import HabilitationRequest, RequestStatus
+from guichet.habilitation.request_models import (
+    HabilitationRequest,
+    RequestStatus,
+    SecurityCommitment,
+)
 from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
-from tests.unit.habilitation.support import World
+from tests.unit.habilitation.support import (
+    World,
+    new_complete_request,
+    production_request,
+    validated,
+)
 from tests.unit.portal.test_requests_pages import (
     EMAILS,
     _validated_habilitation,
@@ -281,3 +294,38 @@ def test_each_role_sees_and_does_only_its_actions(
     assert "Habilitation résiliée : plus aucune action." in final
     assert "Résiliée" in final
     assert "par RSSI" in final
+
+
+def test_production_on_an_expired_attestation_is_not_resumed_by_hand(
+    browser: TestClient,  # noqa: F811
+    world: World,  # noqa: F811
+    cert_pem: str,  # noqa: F811
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    portal: Starlette,
+    tmp_path: Path,
+) -> None:
+    master = portal.state.habilitations.master
+    with transaction(session_factory) as session:
+        sandbox = new_complete_request(session, world, cert_pem, clock.now())
+        validated(session, world, sandbox, clock.now(), master)
+        request = production_request(session, world, sandbox, tmp_path / "up", clock.now())
+        hab_id = validated(session, world, request, clock.now(), master).habilitation_id
+        commitment = session.scalar(
+            select(SecurityCommitment).where(SecurityCommitment.habilitation_id == hab_id)
+        )
+        assert commitment is not None
+        # The attestation expired yesterday; the watch suspended production.
+        commitment.expires_at = clock.now() - dt.timedelta(days=1)
+        hab = session.get(Habilitation, hab_id)
+        assert hab is not None
+        suspend_habilitation(session, hab, ConsoleActor("scheduler"), "Échéance", now=clock.now())
+    page = f"/instruction/habilitations/{hab_id}"
+    sign_in(browser, "operator")
+    shown = browser.get(page).text
+    assert 'id="engagement-expire"' in shown
+    assert 'value="resume"' not in shown
+    answer = post(browser, f"{page}/gestion", page, {"action": "resume", "reason": "Je rétablis."})
+    assert answer.status_code == 409
+    assert "ne peut pas être rétablie à la main" in answer.text
+    assert _status(session_factory, hab_id) is HabilitationStatus.SUSPENDED
