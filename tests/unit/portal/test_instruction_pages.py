@@ -218,10 +218,11 @@ def test_every_staff_role_lists_the_habilitations_and_partners_are_refused(
         assert answer.status_code == 200, who
         assert f'href="{page}"' in answer.text
         assert browser.get(page).status_code == 200, who
-    # Only instructors have the queue.
+    # Only instructors have the queue; the other staff's menu leads to the list.
     for who in ("operator", "security_officer", "administrator"):
         sign_in(browser, who)
         assert browser.get("/instruction").status_code == 403, who
+        assert 'href="/instruction/habilitations"' in browser.get("/mon-compte").text, who
     # Filters: state, environment, organisation (name or SIRET).
     sign_in(browser, "operator")
     assert f'href="{page}"' in browser.get(f"{listing}?etat=active&organisation=ville").text
