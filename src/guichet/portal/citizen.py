@@ -759,13 +759,10 @@ class ExchangeHistory:
                 habs[hab_id] = (org_name, demarche)
         orgs: dict[uuid.UUID, str] = {}
         if org_ids:
-            orgs = dict(
-                session.execute(
-                    select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
-                )
-                .tuples()
-                .all()
-            )
+            for org_id, org_name in session.execute(
+                select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
+            ):
+                orgs[org_id] = org_name
         return [self._exchange(r, habs, orgs) for r in rows]
 
     def _exchange(
