@@ -2,7 +2,8 @@
 
 Self sign-up creates an organisation and never joins an existing one (its members see its
 requests, habilitations and calls). A second person joins by invitation: a member who may
-invite (the applicant or the legal representative, ``INVITER_ROLES``) or an operator
+invite (the applicant or the legal representative, ``INVITER_ROLES``; any member while the
+organisation has neither) or an operator
 (``guichet user member add``) names an address and a role; the mail carries a single-use,
 expiring link (its SHA-256 only is stored). Following it proves the mailbox: the invitee
 creates an account with that address already verified, or signs in to the account that has
@@ -127,12 +128,31 @@ def _roles_in(session: Session, user_id: uuid.UUID, organisation_id: uuid.UUID) 
     )
 
 
+def _may_invite(session: Session, roles: set[PartnerRole], organisation_id: uuid.UUID) -> bool:
+    """The applicant and the legal representative invite; an organisation that has neither
+    (its founder signed up as, say, its technical contact) lets every member invite, or
+    nobody could ever join it."""
+    if roles & INVITER_ROLES:
+        return True
+    if not roles:
+        return False
+    inviter = session.scalar(
+        select(Membership.id)
+        .where(
+            Membership.organisation_id == organisation_id,
+            Membership.role.in_(INVITER_ROLES),
+        )
+        .limit(1)
+    )
+    return inviter is None
+
+
 def _check_inviter(session: Session, actor_id: uuid.UUID, organisation_id: uuid.UUID) -> User:
     """A member who may invite; a non-member learns nothing about the organisation."""
     roles = _roles_in(session, actor_id, organisation_id)
     if not roles:
         raise OrganisationNotFound()
-    if not roles & INVITER_ROLES:
+    if not _may_invite(session, roles, organisation_id):
         raise MayNotInvite()
     return session.get_one(User, actor_id)
 
@@ -167,7 +187,7 @@ class OrganisationService:
             for org_id in dict.fromkeys(m.organisation_id for m in mine):
                 organisation = next(m.organisation for m in mine if m.organisation_id == org_id)
                 roles = {m.role for m in mine if m.organisation_id == org_id}
-                may_invite = bool(roles & INVITER_ROLES)
+                may_invite = _may_invite(session, roles, org_id)
                 views.append(
                     OrganisationView(
                         id=org_id,
@@ -348,7 +368,7 @@ class OrganisationService:
             mine = _roles_in(session, actor_id, organisation_id)
             if not mine:
                 raise OrganisationNotFound()
-            if actor_id != user_id and not mine & INVITER_ROLES:
+            if actor_id != user_id and not _may_invite(session, mine, organisation_id):
                 raise MayNotInvite()
             membership = session.scalar(
                 select(Membership).where(

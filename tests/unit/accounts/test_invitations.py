@@ -151,6 +151,35 @@ def test_only_the_applicant_and_the_legal_representative_invite(
         orgs.invite(people.technical, people.org_a, "trois@a.fr", "dpo")
 
 
+def test_an_organisation_founded_by_its_technical_contact_is_not_locked(
+    orgs: OrganisationService,
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    people: People,
+) -> None:
+    # Its founder signed up as the technical contact: with no applicant or legal
+    # representative, every member invites, or nobody could ever join.
+    now = clock.now()
+    with transaction(session_factory) as s:
+        c = get_or_create_organisation(s, "35600000000048", "Commune C", now)
+        founder = create_user(s, "technique@c.fr", "technique@c.fr", now, verified=True)
+        s.add(
+            Membership(
+                user_id=founder.id,
+                organisation_id=c.id,
+                role=PartnerRole.TECHNICAL_CONTACT,
+                created_at=now,
+            )
+        )
+        org_c = c.id
+    assert orgs.organisations_of(founder.id)[0].may_invite
+    orgs.invite(founder.id, org_c, "maire@c.fr", "legal_representative")
+    # Organisation A has its applicant: its technical contact still may not.
+    assert not next(o for o in orgs.organisations_of(people.technical)).may_invite
+    with pytest.raises(OrganisationNotFound):
+        orgs.invite(founder.id, people.org_a, "intrus@c.fr", "applicant")
+
+
 def test_another_organisation_can_neither_invite_nor_see_nor_cancel(
     orgs: OrganisationService, people: People
 ) -> None:
