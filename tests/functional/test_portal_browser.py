@@ -124,6 +124,11 @@ def test_partner_signs_up_verifies_and_signs_in(portal_url: str) -> None:
             # The DSFR's stylesheet is served and applied (Marianne on the body).
             assert "Marianne" in page.evaluate("getComputedStyle(document.body).fontFamily")
             check_accessibility(page, "accueil")
+            page.get_by_role("link", name="Les personnes de test du bac à sable").click()
+            page.wait_for_url("**/bac-a-sable")
+            assert page.locator("#personnes tbody tr").count() > 20
+            check_accessibility(page, "bac-a-sable")
+            page.goto(portal_url + "/")
 
             page.get_by_role("link", name="Créer un compte partenaire").click()
             page.wait_for_url("**/inscription")

@@ -39,6 +39,7 @@ from guichet.portal.requests import HabilitationPortal
 from guichet.portal.security import SecurityHeaders
 from guichet.portal.web import PortalDeps, render
 from guichet.runtime import Runtime
+from guichet.sandbox.personas import PERSONAS
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,15 @@ def build_portal_app(
         title = next((line[2:] for line in text.splitlines() if line.startswith("# ")), name)
         return await render(request, "doc.html", title=title, body=md.render(text))
 
+    async def sandbox(request: Request) -> Response:
+        return await render(
+            request,
+            "sandbox.html",
+            sandbox_url=settings.public_url("sandbox"),
+            federation_url=settings.embedded_federation_url,
+            personas=PERSONAS,
+        )
+
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -132,6 +142,7 @@ def build_portal_app(
         routes=[
             Route("/", home),
             Route("/docs/{name}", doc),
+            Route("/bac-a-sable", sandbox),
             *accounts.ROUTES,
             *citizen.ROUTES,
             *requests.ROUTES,

@@ -20,7 +20,7 @@ class Persona:
     key: str
     spi: str
     who: str
-    purpose: str
+    purpose: str  # what it lets a partner test, in the portal's French
 
 
 def _d(
@@ -62,116 +62,116 @@ PERSONAS: tuple[Persona, ...] = (
         "single",
         SINGLE.spi,
         "Lucie MARTIN",
-        "Single declarant, one part, salaries only; LEP not eligible in mainland France.",
+        "Célibataire, une part, salaires seulement ; pas éligible au LEP en métropole.",
     ),
     Persona(
         "couple-1",
         COUPLE_1.spi,
         "Nicolas BERNARD",
-        "Married couple, declarant 1; N-1 bill unpaid (reste à payer).",
+        "Couple marié, déclarant 1 ; avis N-1 non soldé (reste à payer).",
     ),
     Persona(
         "couple-2",
         COUPLE_2.spi,
         "Camille PETIT ép. BERNARD",
-        "Married couple, declarant 2: same household.",
+        "Couple marié, déclarante 2 : le même foyer.",
     ),
     Persona(
         "family",
         FAMILY.spi,
         "Sophie LEFEVRE",
-        "Single parent (case T): one exclusive child, two in alternating custody.",
+        "Parent isolé (case T) : un enfant à charge exclusive, deux en résidence alternée.",
     ),
-    Persona("deficit", DEFICIT.spi, "Julien MOREAU", "Property deficit: indDeficit 1."),
+    Persona("deficit", DEFICIT.spi, "Julien MOREAU", "Déficit foncier : indDeficit à 1."),
     Persona(
         "no-n-1",
         NO_N1.spi,
         "Hugo FOURNIER",
-        "No declaration for N-1 (404); N-2 via the fallback year scope.",
+        "Pas de déclaration en N-1 (404) ; N-2 avec le scope d'année de repli.",
     ),
     Persona(
         "marriage-1",
         BRIDE.spi,
         "Julie ROUX",
-        "Married during N-1: rang 1 single, rang 2 the couple.",
+        "Mariée en N-1 : rang 1 célibataire, rang 2 le couple.",
     ),
     Persona(
         "marriage-2",
         GROOM.spi,
         "Thomas GIRARD",
-        "The spouse of Julie ROUX, same two situations in N-1.",
+        "Le conjoint de Julie ROUX, les deux mêmes situations en N-1.",
     ),
-    Persona("not-communicable", SECRET.spi, "Élise MERCIER", "R2P: record not communicable (403)."),
+    Persona("not-communicable", SECRET.spi, "Élise MERCIER", "R2P : fiche non communicable (403)."),
     Persona(
-        "homonym-1", HOMONYM_1.spi, "Jean DUPONT", "R2P homonym: état civil → 403 too many answers."
+        "homonym-1", HOMONYM_1.spi, "Jean DUPONT", "Homonyme R2P : état civil → 403, trop de réponses."
     ),
-    Persona("homonym-2", HOMONYM_2.spi, "Jean DUPONT", "R2P homonym of the previous one."),
-    Persona("no-tax-record", NO_TAX.spi, "Chloé BLANC", "Known to R2P, no tax record: IR 404."),
+    Persona("homonym-2", HOMONYM_2.spi, "Jean DUPONT", "Homonyme R2P du précédent."),
+    Persona("no-tax-record", NO_TAX.spi, "Chloé BLANC", "Connue de R2P, sans dossier fiscal : IR 404."),
     Persona(
         "born-abroad",
         ABROAD.spi,
         "Pedro DA SILVA",
-        "Born in Portugal (COG 99139): R2P without department/commune.",
+        "Né au Portugal (COG 99139) : R2P sans département ni commune.",
     ),
     Persona(
         "full-record",
         FULL_1.spi,
         "Louis GARNIER",
-        "Couple with every field and income category valued; IFI-liable.",
+        "Couple dont chaque champ et chaque catégorie de revenus sont renseignés ; redevable de l'IFI.",
     ),
     Persona(
         "full-record-2",
         FULL_2.spi,
         "Marie CHEVALIER ép. GARNIER",
-        "Declarant 2 of the full record.",
+        "Déclarante 2 du dossier complet.",
     ),
     Persona(
         "rfr-null",
         PENDING.spi,
         "Inès LAMBERT",
-        "N-1 declaration not processed yet: rfr and revenuBrutGlobal null.",
+        "Déclaration N-1 pas encore traitée : rfr et revenuBrutGlobal à null.",
     ),
     Persona(
         "shared-30262",
         SHARED_30262.spi,
         "Paul LEROY",
-        "Provider's shared test SPI: single, one part.",
+        "SPI de test partagé du fournisseur : célibataire, une part.",
     ),
     Persona(
         "shared-15247",
         SHARED_15247.spi,
         "Philippe DURAND",
-        "Provider's shared test SPI: married, two children.",
+        "SPI de test partagé du fournisseur : marié, deux enfants.",
     ),
     Persona(
         "shared-15247-spouse",
         SHARED_SPOUSE_1.spi,
         "Nathalie ROBERT ép. DURAND",
-        "Declarant 2 of 3999999915247.",
+        "Déclarante 2 de 3999999915247.",
     ),
     Persona(
         "shared-23255",
         SHARED_23255.spi,
         "Jeanne BONNET",
-        "Provider's shared test SPI: widow, pensions; LEP eligible.",
+        "SPI de test partagé du fournisseur : veuve, pensions ; éligible au LEP.",
     ),
     Persona(
         "shared-31263",
         SHARED_31263.spi,
         "Emma ROCHE",
-        "Provider's shared test SPI: PACS, one child.",
+        "SPI de test partagé du fournisseur : pacsée, un enfant.",
     ),
     Persona(
         "shared-31263-partner",
         SHARED_SPOUSE_2.spi,
         "Antoine FAURE",
-        "Declarant 2 of 3999999931263.",
+        "Déclarant 2 de 3999999931263.",
     ),
     Persona(
         "dubois",
         DUBOIS.spi,
         "Angela Claire Louise DUBOIS",
-        "The federation's test citizen, divorced, one part; a refund on her bill.",
+        "La citoyenne de test de la fédération, divorcée, une part ; un remboursement sur son avis.",
     ),
 )
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.testclient import TestClient
 
 from guichet.mail.outbox import Outbox
+from guichet.sandbox.personas import PERSONAS
 from tests.unit.accounts.conftest import PASSWORD
 from tests.unit.portal.conftest import (
     csrf_of,
@@ -111,6 +114,17 @@ def test_verification_link_used_twice(client: TestClient, outbox: Outbox) -> Non
     answer = client.get(newest_link(outbox, "/verification-email"))
     assert answer.status_code == 400
     assert "plus valable" in answer.text
+
+
+def test_the_sandbox_page_lists_every_persona_in_french(client: TestClient) -> None:
+    assert 'href="/bac-a-sable"' in client.get("/").text
+    page = client.get("/bac-a-sable")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr><td><code>(\d{13})</code></td><td>([^<]+)</td>", page.text)
+    assert [spi for spi, _ in rows] == [p.spi for p in PERSONAS]
+    assert ("3999999930262", "Paul LEROY") in rows
+    assert "https://127.0.0.1:8443" in page.text
+    assert "trop de réponses" in page.text
 
 
 def test_home_and_docs_still_work(client: TestClient) -> None:
