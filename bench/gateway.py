@@ -9,7 +9,8 @@ durable journal record before the response.
 
     python -m bench.gateway [--seconds 10] [--concurrency 32]
 
-Prints requests/s, p50 and p99 latency of both, and their ratio.
+Prints requests/s, p50 and p99 latency of both, their ratio, and (on Linux) each server
+process's CPU time per request while it was measured.
 """
 
 from __future__ import annotations
@@ -64,10 +65,16 @@ class Run:
     p99_ms: float
     requests: int
     errors: int
+    cpu_seconds: float | None = None  # the server process's, while measured
 
 
 async def _drive(
-    url: str, ctx: ssl.SSLContext, headers: dict[str, str], seconds: float, concurrency: int
+    url: str,
+    ctx: ssl.SSLContext,
+    headers: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    pid: int | None = None,
 ) -> Run:
     """A lean HTTP/1.1 keep-alive load generator over mutual TLS (asyncio streams, uvloop):
     pre-encoded requests, responses read by Content-Length — far cheaper per request than
@@ -99,11 +106,14 @@ async def _drive(
 
     await connection(time.perf_counter() + 0.5)  # warm-up: handshake, imports, caches
     latencies.clear()
+    cpu_before = _cpu_seconds(pid)
     started = time.perf_counter()
     await asyncio.gather(*(connection(started + seconds) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu_after = _cpu_seconds(pid)
+    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     q = statistics.quantiles(latencies, n=100)
-    return Run(len(latencies) / elapsed, q[49] * 1000, q[98] * 1000, len(latencies), errors)
+    return Run(len(latencies) / elapsed, q[49] * 1000, q[98] * 1000, len(latencies), errors, cpu)
 
 
 def run_loop_result(main: Coroutine[Any, Any, Run]) -> Run:
@@ -123,10 +133,24 @@ def _wait(url: str, ctx: ssl.SSLContext) -> None:
 
 
 def _report(name: str, run: Run) -> None:
+    cpu = f"   {1e6 * run.cpu_seconds / run.requests:.0f} µs CPU/request" if run.cpu_seconds else ""
     print(
         f"{name:<28} {run.rps:>8.0f} req/s   p50 {run.p50_ms:7.2f} ms   "
-        f"p99 {run.p99_ms:7.2f} ms   {run.requests} requests, {run.errors} non-200"
+        f"p99 {run.p99_ms:7.2f} ms   {run.requests} requests, {run.errors} non-200{cpu}"
     )
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU of a server process, all its threads (Linux ``/proc``; else None).
+
+    Less at the mercy of whatever else runs on the machine than requests/s."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -205,16 +229,16 @@ def main() -> None:
         bare_url = f"https://127.0.0.1:{bare_port}/bare/{PERSONA}/{year}"
         _wait(bare_url, ctx)
 
-        def drive(url: str, hdrs: dict[str, str]) -> Run:
-            return run_loop_result(_drive(url, ctx, hdrs, args.seconds, args.concurrency))
+        def drive(url: str, hdrs: dict[str, str], pid: int | None) -> Run:
+            return run_loop_result(_drive(url, ctx, hdrs, args.seconds, args.concurrency, pid))
 
         print(
             f"\n{args.concurrency} concurrent HTTP/1.1 keep-alive "
             f"connections, {args.seconds:.0f} s per side, mutual TLS, one uvicorn worker each\n"
         )
-        b = drive(bare_url, {})
+        b = drive(bare_url, {}, bare.pid)
         _report("bare Starlette endpoint", b)
-        g = drive(gw + path, headers)
+        g = drive(gw + path, headers, gateway.pid)
         _report("gateway, full chain", g)
         print(
             f"\nthroughput ratio gateway/bare: {g.rps / b.rps:.2f}   "
