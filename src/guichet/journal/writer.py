@@ -53,8 +53,8 @@ class _Pending:
 @dataclass(frozen=True, slots=True)
 class _SqliteStatements:
     """The batch's statements as SQLite text, compiled once by SQLAlchemy, and each
-    column's bind processor (UUID → hex, datetime → text, JSON → text): the rows go to the
-    driver's ``executemany`` as SQLAlchemy itself would have sent them."""
+    column's bind processor (UUID → hex, datetime → text, JSON → text): the rows reach the
+    driver as SQLAlchemy itself would have sent them."""
 
     read_head: str
     read_head_params: tuple[Any, ...]

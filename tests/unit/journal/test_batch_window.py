@@ -1,8 +1,10 @@
-"""The batch window: concurrent appends wait a little to share a commit; a lone one never waits."""
+"""The batch window: concurrent appends wait a little to share a commit; a lone one never waits.
+And a batch too large for one SQLite INSERT is split."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -63,3 +65,27 @@ def test_concurrent_callers_share_fewer_commits(
 def test_a_negative_window_is_refused(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(ValueError, match="batch_window"):
         JournalWriter(session_factory, batch_window=-0.001)
+
+
+def test_a_batch_larger_than_one_insert_allows_is_split(
+    session_factory: sessionmaker[Session], entry: EntryFactory
+) -> None:
+    writer = JournalWriter(session_factory)
+    if writer._engine.dialect.name != "sqlite":
+        pytest.skip("the direct path and its variable limit are SQLite's")
+    writer._connection()
+    assert writer._sqlite is not None
+    # As if SQLite allowed the "?" of only 7 rows per statement (old builds allow 999).
+    writer._sqlite = dataclasses.replace(writer._sqlite, rows_per_insert=7)
+    assert writer._conn is not None
+    raw = writer._conn.connection.driver_connection
+    statements: list[str] = []
+    raw.set_trace_callback(statements.append)
+    writer._write_batch([entry() for _ in range(30)])
+    raw.set_trace_callback(None)
+    inserts = [s for s in statements if s.startswith("INSERT INTO journal_record")]
+    assert len(inserts) == 5  # 7 + 7 + 7 + 7 + 2
+    report = verify(session_factory)
+    assert report.ok
+    assert report.checked == 30
+    assert writer.transactions == 1
