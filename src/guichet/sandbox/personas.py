@@ -103,10 +103,15 @@ PERSONAS: tuple[Persona, ...] = (
     ),
     Persona("not-communicable", SECRET.spi, "Élise MERCIER", "R2P : fiche non communicable (403)."),
     Persona(
-        "homonym-1", HOMONYM_1.spi, "Jean DUPONT", "Homonyme R2P : état civil → 403, trop de réponses."
+        "homonym-1",
+        HOMONYM_1.spi,
+        "Jean DUPONT",
+        "Homonyme R2P : état civil → 403, trop de réponses.",
     ),
     Persona("homonym-2", HOMONYM_2.spi, "Jean DUPONT", "Homonyme R2P du précédent."),
-    Persona("no-tax-record", NO_TAX.spi, "Chloé BLANC", "Connue de R2P, sans dossier fiscal : IR 404."),
+    Persona(
+        "no-tax-record", NO_TAX.spi, "Chloé BLANC", "Connue de R2P, sans dossier fiscal : IR 404."
+    ),
     Persona(
         "born-abroad",
         ABROAD.spi,
@@ -117,7 +122,8 @@ PERSONAS: tuple[Persona, ...] = (
         "full-record",
         FULL_1.spi,
         "Louis GARNIER",
-        "Couple dont chaque champ et chaque catégorie de revenus sont renseignés ; redevable de l'IFI.",
+        "Couple dont chaque champ et chaque catégorie de revenus sont renseignés ; "
+        "redevable de l'IFI.",
     ),
     Persona(
         "full-record-2",
@@ -171,7 +177,8 @@ PERSONAS: tuple[Persona, ...] = (
         "dubois",
         DUBOIS.spi,
         "Angela Claire Louise DUBOIS",
-        "La citoyenne de test de la fédération, divorcée, une part ; un remboursement sur son avis.",
+        "La citoyenne de test de la fédération, divorcée, une part ; "
+        "un remboursement sur son avis.",
     ),
 )
 
