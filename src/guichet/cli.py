@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from guichet import __version__
+from guichet.cli_options import CommandDataDir, use_data_dir
 from guichet.logs import configure as configure_logs
 from guichet.settings import get_settings, use_settings, with_overrides
 
@@ -49,26 +50,6 @@ DataDir = Annotated[
         show_default=False,
     ),
 ]
-
-
-# The same option on the commands that open the data directory (``guichet run --data-dir
-# DIR``, as issue 3 spells it): no envvar here, so a ``GUICHET_DATA_DIR`` in the environment
-# does not override ``guichet --data-dir DIR run``; the settings read it when neither is given.
-CommandDataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Répertoire de données (par défaut GUICHET_DATA_DIR, sinon ./var).",
-        file_okay=False,
-        show_default=False,
-    ),
-]
-
-
-def use_data_dir(data_dir: Path | None) -> None:
-    """A command's own ``--data-dir``: as the top-level option, and more specific, so it wins."""
-    if data_dir is not None:
-        use_settings(with_overrides(data_dir=data_dir))
 
 
 def _version(value: bool) -> None:

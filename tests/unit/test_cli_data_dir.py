@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,14 @@ from guichet.settings import Settings, get_settings, use_settings
 
 @pytest.fixture(autouse=True)
 def _reset_settings() -> Iterator[None]:
+    # The command's callback configures logging on the root logger, to the stderr of the
+    # CliRunner of that moment: put back what was there, or later CLI tests read our logs.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
     use_settings(None)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from guichet.cli_options import CommandDataDir, use_data_dir
 from guichet.operations.runner import operations_lock
 from guichet.operations.scheduler import tick
 from guichet.runtime import open_runtime
-from guichet.settings import use_settings, with_overrides
 
 app = typer.Typer(
     help="Les tâches d'exploitation planifiées (préavis, homologations, purge).",
@@ -30,15 +29,7 @@ def _group() -> None:
 @app.command("tick")
 def tick_command(
     as_json: Annotated[bool, typer.Option("--json", help="Rapport en JSON.")] = False,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Répertoire de données (par défaut GUICHET_DATA_DIR, sinon ./var).",
-            file_okay=False,
-            show_default=False,
-        ),
-    ] = None,
+    data_dir: CommandDataDir = None,
 ) -> None:
     """Exécuter une fois les tâches dues : fin des préavis de résiliation, avis trois mois avant
     l'échéance d'une homologation, suspension à l'échéance et reprise après une nouvelle
@@ -46,8 +37,7 @@ def tick_command(
     consentements après trente-six mois. Idempotent : relancé, il n'envoie rien deux fois.
     Jamais deux à la fois : si une autre exécution est en cours (serveur ou autre commande),
     celle-ci ne fait rien."""
-    if data_dir is not None:
-        use_settings(with_overrides(data_dir=data_dir))
+    use_data_dir(data_dir)
     runtime = open_runtime()
     try:
         with operations_lock(runtime) as held:
