@@ -26,7 +26,13 @@ from starlette.routing import Route
 
 from guichet.accounts.contacts import ContactService, contact_states
 from guichet.accounts.models import User
-from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
+from guichet.catalog.products import (
+    DATA_SCOPE_LABELS,
+    IR_DATA_SCOPES,
+    PRODUCTS,
+    YEAR_FALLBACK_SCOPE,
+    YEAR_SCOPES,
+)
 from guichet.clock import Clock, utc
 from guichet.db import transaction
 from guichet.errors import GuichetError
@@ -786,6 +792,9 @@ def habilitation_row(hab: Habilitation) -> dict[str, Any]:
         ],
         "scopes": hab.data_scopes,
         "years": hab.year_scopes,
+        # What the partner reads: the catalogue's words, the code beside them.
+        "data_labels": [f"{DATA_SCOPE_LABELS.get(s, s)} ({s})" for s in hab.data_scopes]
+        + [YEAR_LABELS.get(s, s) for s in hab.year_scopes],
         "valid_from": utc(hab.valid_from),
         "valid_until": utc(hab.valid_until) if hab.valid_until else None,
         "organisation": hab.organisation.name,

@@ -373,6 +373,9 @@ def test_my_habilitations_show_status_quotas_and_last_calls_without_subject(
     assert "Quotient familial" in page
     assert "Active" in page
     assert "50 appels par minute" in page
+    # The data in the catalogue's words, the scope's code beside them.
+    assert "Revenu fiscal de référence (RFR) (dgfip_rfr)" in page
+    assert "Revenus de l&#39;année N-1" in page
     assert "ir_assiettes" in page
     assert "success (200)" in page
     assert "pseudonyme-secret-du-sujet" not in page
