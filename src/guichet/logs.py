@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -23,8 +24,12 @@ class KeyValueFormatter(logging.Formatter):
 
 
 def _quote(value: Any) -> str:
+    """Bare when it is one plain token, else a JSON string: a value carrying a newline, a
+    quote or ``k=v`` can never forge a line or a field."""
     text = str(value)
-    return f'"{text}"' if (" " in text or not text) else text
+    if text and all(c.isprintable() and c not in ' "=\\' for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
