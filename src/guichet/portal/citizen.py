@@ -32,8 +32,6 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core.util import create_half_hash
 from cryptography.fernet import Fernet, InvalidToken
@@ -58,6 +56,7 @@ from guichet.gateway.franceconnect import IdentityPivot
 from guichet.habilitation.models import Habilitation, Organisation
 from guichet.journal.models import JournalRecord
 from guichet.logs import event
+from guichet.portal.oauth_client import AsyncOAuth2Client, OAuthError
 from guichet.portal.web import (
     csrf_protected,
     current_session,
