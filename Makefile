@@ -57,4 +57,5 @@ screenshots: $(VENV)/.dev $(ASSETS)
 	  tests/functional/test_habilitation_journey.py tests/functional/test_franceconnect_journey.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache node_modules src/guichet/portal/static/dsfr
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache node_modules src/guichet/portal/static/dsfr \
+	  src/guichet/portal/static/htmx

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Copies the built State Design System (DSFR, from npm) into the portal's static directory.
+# Copies the built State Design System (DSFR, from npm) and htmx into the portal's static
+# directory.
 # Runs `npm ci` first when node_modules is missing. The DSFR package asks for its terms of use
 # to be accepted (.dsfr.yml at the project root, or DSFR_ACCEPT_LICENSE=1): that is the
 # deployer's decision, so this script does not make it.
@@ -22,3 +23,12 @@ cp node_modules/@gouvfr/dsfr/LICENSE.md "$DEST.tmp/"
 rm -rf "$DEST"
 mv "$DEST.tmp" "$DEST"
 echo "DSFR $(node -p "require('./node_modules/@gouvfr/dsfr/package.json').version") → $DEST"
+
+# htmx, for the few partial updates of the portal (served from the portal, never a CDN).
+HTMX=src/guichet/portal/static/htmx
+rm -rf "$HTMX.tmp"
+mkdir -p "$HTMX.tmp"
+cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx.org/LICENSE "$HTMX.tmp/"
+rm -rf "$HTMX"
+mv "$HTMX.tmp" "$HTMX"
+echo "htmx $(node -p "require('./node_modules/htmx.org/package.json').version") → $HTMX"

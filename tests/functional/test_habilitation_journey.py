@@ -366,6 +366,12 @@ def test_request_to_credentials_to_production_to_suspension(
             check_accessibility(staff, "instruction-habilitation-suspendue")
             time.sleep(POLICY_PROPAGATION)
 
+            # The partner watches their habilitations while the next call goes out.
+            page.goto(url + "/habilitations")
+            calls_region = page.locator("#derniers-appels")
+            assert "habilitation_suspended (403)" not in calls_region.inner_text()
+            page.evaluate("window.__sansRechargement = true")
+
             # The very next call, with the same token, is refused.
             with product.http(cert=mtls) as gateway:
                 refused = gateway.get(last_year_path(), headers=api_headers(token))
@@ -374,6 +380,11 @@ def test_request_to_credentials_to_production_to_suspension(
             problem = refused.json()
             assert problem["code"] == "habilitation_suspended"
             assert problem["status"] == 403
+
+            # The open page shows that refusal by itself (htmx refreshes the calls every 10 s),
+            # without being reloaded.
+            calls_region.get_by_text("habilitation_suspended (403)").wait_for(timeout=20_000)
+            assert page.evaluate("window.__sansRechargement") is True
 
             page.goto(url + "/habilitations")
             sandbox_card = page.locator(".fr-card", has_text="Bac à sable")
