@@ -68,8 +68,9 @@ class GatewayDeps:
     maintenance_retry_after: int = 600
 
 
-def _correlation_id(request: Request) -> tuple[str, bool]:
-    """The caller's ``X-Correlation-ID`` if it is a UUID; else a fresh one and ``False``."""
+def correlation_id(request: Request) -> tuple[str, bool]:
+    """The caller's ``X-Correlation-ID`` if it is a UUID; else a fresh one and ``False``
+    (the authorization server's endpoints read it the gateway's way)."""
     return _checked_correlation_id(request.headers.get("x-correlation-id"))
 
 

@@ -52,7 +52,7 @@ from starlette.routing import BaseRoute, Route
 from guichet.catalog.products import RESOURCE_SCOPES
 from guichet.clock import Clock, utc
 from guichet.errors import GuichetError, JournalUnavailable
-from guichet.gateway.app import _correlation_id as gateway_correlation_id
+from guichet.gateway.app import correlation_id as gateway_correlation_id
 from guichet.gateway.edge import Network, PresentedCertificate, client_certificate, client_ip
 from guichet.gateway.policy import PolicyCache, bump_generation
 from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
