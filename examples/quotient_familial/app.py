@@ -117,7 +117,11 @@ class Problem(Exception):
 
 
 async def obtain_result(gateway: Gateway, federation_token: str, today: dt.date) -> Result:
-    """N-1, else N-2 when N-1 has no situation (404) or no RFR yet (null)."""
+    """N-1, else N-2 when N-1 has no situation (404) or no RFR yet (null).
+
+    The answer is the provider's ``SituationsIRAssiettesJAXBbean``, limited to the data the
+    citizen consented to: ``rfr`` an integer or ``null`` (not established yet, as the
+    convention allows), ``nbPart`` a number; the other members are not read."""
     years = revenue_years(today)
     last: GatewayAnswer | None = None
     for annrev in years:
@@ -131,9 +135,10 @@ async def obtain_result(gateway: Gateway, federation_token: str, today: dt.date)
         parts = _decimal(answer.body.get("nbPart"))
         if rfr is None and annrev != years[-1]:
             continue
-        if parts is None or parts <= 0:
+        malformed = rfr is not None and (isinstance(rfr, bool) or not isinstance(rfr, int))
+        if malformed or parts is None or parts <= 0 or (rfr is not None and rfr < 0):
             raise problem_of(GatewayAnswer(500, None, answer.correlation_id), years)
-        qf = quotient_familial(int(rfr), parts) if rfr is not None else None
+        qf = quotient_familial(rfr, parts) if rfr is not None else None
         return Result(annrev, rfr, parts, qf, tranche_of(qf))
     assert last is not None
     raise problem_of(last, years)

@@ -16,7 +16,9 @@ from examples.quotient_familial.config import Config
 
 log = logging.getLogger("quotient_familial")
 
-# The media type API Impôt Particulier answers with.
+# The media type of the provider's operation ``SituationsIrAssiettesFCV1`` (its published
+# OpenAPI document): one ``SituationsIRAssiettesJAXBbean``, the household's first situation
+# of the year. Refusals come as ``application/problem+json``.
 MEDIA_TYPE: Final = "application/prs.dgfip.part.situations.ir.assiettes.v1+json"
 
 
@@ -57,7 +59,8 @@ class Gateway:
             return self._token[0]
 
     async def assiettes(self, federation_token: str, annrev: int) -> GatewayAnswer:
-        """``GET /situations/ir/assiettes/annrev/{annrev}`` for the signed-in citizen."""
+        """``GET /situations/ir/assiettes/annrev/{annrev}`` for the signed-in citizen
+        (``SituationsIrAssiettesFCV1``); the body as the provider's document defines it."""
         correlation_id = str(uuid.uuid4())  # quote it to the provider to find the call
         response = await self._http.get(
             f"{self.config.api_base_url}/situations/ir/assiettes/annrev/{annrev}",

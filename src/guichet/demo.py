@@ -1,14 +1,19 @@
 """The embedded default's first start: keys, local CA, sandbox population, a demo partner.
 
-Everything here is idempotent: a later start finds it in place and changes nothing.
+Everything here is idempotent: a later start finds it in place and changes nothing, but
+for bringing the demo partner to the sandbox's current perimeter and the URLs of its
+credentials files to the configured ports.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import os
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +22,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from guichet.accounts.seed import ensure_instructor
-from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS
+from guichet.apis import DOCUMENTS
+from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_SCOPES
 from guichet.db import transaction
 from guichet.federation.clients import register_client, set_encryption_key
 from guichet.federation.encryption import public_jwk_of
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.scopes import IDENTITY_SCOPES, OPENID
 from guichet.gateway.franceconnect import DECRYPTION_KEY_FILE, load_decryption_key
+from guichet.gateway.policy import bump_generation
 from guichet.habilitation.models import (
     AccessMode,
     Environment,
@@ -32,21 +39,28 @@ from guichet.habilitation.models import (
     Organisation,
 )
 from guichet.habilitation.service import (
+    HabilitationError,
     HabilitationSpec,
     add_certificate,
     create_habilitation,
     get_or_create_organisation,
+    update_habilitation,
 )
+from guichet.logs import event
 from guichet.oauth.clients import create_client
 from guichet.oauth.keys import ensure_signing_key
+from guichet.oauth.models import Client
 from guichet.pki import LocalPki, ensure_local_pki, issue_client_certificate
 from guichet.records.models import IrSituation
 from guichet.runtime import Runtime
 from guichet.sandbox.population import seed
 
+log = logging.getLogger(__name__)
+
 DEMO_SIRET = "21000000610001"
 DEMO_NAME = "Ville de Démoville"
 DEMO_DEMARCHE = "Calcul du quotient familial pour les tarifs scolaires et périscolaires"
+DEMO_APIS = ("impot_particulier", "r2p")
 
 # The FranceConnect-mode demo: the example partner app of ``examples/quotient_familial``.
 FC_DEMARCHE = "Quotient familial — FranceConnect"
@@ -188,58 +202,75 @@ def ensure_portal_federation_client(runtime: Runtime) -> Path | None:
     return path
 
 
+def demo_perimeter() -> HabilitationSpec:
+    """The demo partner's sandbox perimeter: the whole sandbox's, so it can exercise every
+    operation it is shown — every data scope, every revenue year, SPI and état-civil modes.
+    Certificates and addresses are the caller's (left empty here)."""
+    return HabilitationSpec(
+        demarche=DEMO_DEMARCHE,
+        environment=Environment.SANDBOX,
+        apis=list(DEMO_APIS),
+        access_modes=[AccessMode.SPI.value, AccessMode.ETAT_CIVIL.value],
+        data_scopes=sorted(IR_DATA_SCOPES),
+        year_scopes=sorted(YEAR_SCOPES),
+        ip_ranges=["127.0.0.1/32", "::1/128"],
+        certificates_pem=[],
+        quotas={api: PRODUCTS[api].default_quota_per_minute for api in DEMO_APIS},
+    )
+
+
+def demo_resource_scopes() -> list[str]:
+    """Every resource scope of the demo partner's APIs: its OAuth client holds them all."""
+    return sorted(frozenset().union(*(PRODUCTS[api].resource_scopes for api in DEMO_APIS)))
+
+
 def ensure_demo(runtime: Runtime, pki: LocalPki) -> tuple[Path, bool]:
-    """The demo partner: a validated sandbox habilitation for Impôt Particulier (SPI) and R2P."""
+    """The demo partner: a validated sandbox habilitation for Impôt Particulier (SPI) and R2P.
+
+    On a later start, the habilitation of ``credentials.json`` is brought to the whole
+    sandbox perimeter (``demo_perimeter``) through ``update_habilitation`` — an event
+    ``habilitation:updated`` when something changed, nothing otherwise — and its client to
+    every resource scope; no new credentials. The file's URLs and ``apis`` are refreshed
+    from the settings each time (they follow the configured ports).
+    """
     settings = runtime.settings
     demo_dir = settings.data_dir.resolve() / "demo"
     credentials = demo_dir / "credentials.json"
     now = runtime.clock.now()
-    with runtime.session_factory() as session:
-        exists = session.scalar(
-            select(Habilitation.id)
-            .join(Organisation)
-            .where(
-                Organisation.siret == DEMO_SIRET, Habilitation.environment == Environment.SANDBOX
-            )
-        )
-    if exists and credentials.exists():
+    origin = settings.public_url("sandbox")
+    document = _read_json(credentials)
+    with transaction(runtime.session_factory) as session:
+        hab = _demo_habilitation(session, document)
+        if hab is not None:
+            document["scopes"] = _bring_to_perimeter(session, hab, document, now)
+            apis = _demo_apis(session)
+    if hab is not None:
+        _write_credentials(credentials, _refreshed(document, origin, apis))
         return credentials, False
     cert_pem, key_pem = issue_client_certificate(pki, "demo.demoville.example", DEMO_NAME, 365, now)
     with transaction(runtime.session_factory) as session:
         org = get_or_create_organisation(session, DEMO_SIRET, DEMO_NAME, now)
-        spec = HabilitationSpec(
-            demarche=DEMO_DEMARCHE,
-            environment=Environment.SANDBOX,
-            apis=["impot_particulier", "r2p"],
-            access_modes=[AccessMode.SPI.value, AccessMode.ETAT_CIVIL.value],
-            data_scopes=sorted(IR_DATA_SCOPES),
-            year_scopes=["dgfip_annee_n_moins_1", "dgfip_annee_n_moins_2"],
-            ip_ranges=["127.0.0.1/32", "::1/128"],
-            certificates_pem=[cert_pem.decode()],
-            quotas={"impot_particulier": 120, "r2p": 120},
-        )
-        hab = create_habilitation(session, org, spec, actor="guichet init", now=now)
-        scopes = sorted(
-            PRODUCTS["impot_particulier"].resource_scopes | PRODUCTS["r2p"].resource_scopes
-        )
+        spec = replace(demo_perimeter(), certificates_pem=[cert_pem.decode()])
+        created = create_habilitation(session, org, spec, actor="guichet init", now=now)
+        scopes = demo_resource_scopes()
         client, secret = create_client(
             session,
-            habilitation=hab,
+            habilitation=created,
             scopes=scopes,
             auth_methods=["client_secret_basic", "client_secret_post", "tls_client_auth"],
             now=now,
         )
-        hab_id, client_id = str(hab.id), client.client_id
+        hab_id, client_id = str(created.id), client.client_id
+        apis = _demo_apis(session)
     demo_dir.mkdir(parents=True, exist_ok=True)
     _write_private(demo_dir / "client.key", key_pem)
     (demo_dir / "client.crt").write_bytes(cert_pem)
     (demo_dir / "ca.crt").write_bytes(pki.ca_cert_pem)
-    base = settings.public_url("sandbox")
     document = {
         "environment": "sandbox",
-        "token_url": f"{base}/token",
-        "api_base_url": f"{base}/impotparticulier/1.0",
-        "r2p_base_url": f"{base}/r2p/v1",
+        "token_url": "",
+        "api_base_url": "",
+        "r2p_base_url": "",
         "client_id": client_id,
         "client_secret": secret,
         "scopes": scopes,
@@ -247,15 +278,124 @@ def ensure_demo(runtime: Runtime, pki: LocalPki) -> tuple[Path, bool]:
         "cert_file": str(demo_dir / "client.crt"),
         "key_file": str(demo_dir / "client.key"),
         "ca_file": str(demo_dir / "ca.crt"),
-        "openapi": {
-            "impot_particulier": f"{base}/openapi/impotparticulier.yaml",
-            "r2p": f"{base}/openapi/r2p.yaml",
-        },
     }
-    _write_private(
-        credentials, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
-    )
+    _write_credentials(credentials, _refreshed(document, origin, apis))
     return credentials, True
+
+
+def _demo_habilitation(session: Session, document: dict[str, Any]) -> Habilitation | None:
+    """The demo partner's sandbox habilitation that ``credentials.json`` names, if any."""
+    try:
+        hab_id = uuid.UUID(str(document["habilitation_id"]))
+    except (KeyError, ValueError):
+        return None
+    hab = session.get(Habilitation, hab_id)
+    if (
+        hab is None
+        or hab.environment is not Environment.SANDBOX
+        or hab.organisation.siret != DEMO_SIRET
+    ):
+        return None
+    return hab
+
+
+def _bring_to_perimeter(
+    session: Session, hab: Habilitation, document: dict[str, Any], now: dt.datetime
+) -> list[str]:
+    """A demo habilitation of an older data directory gains what the sandbox has added
+    since (a year, a data scope; one the catalogue dropped goes) by the domain's update,
+    its addresses, certificates, labels and quotas kept; its client gains every resource
+    scope. Idempotent; a terminated habilitation is left as it is. Returns the client's
+    scopes."""
+    client = session.scalar(
+        select(Client).where(
+            Client.client_id == str(document.get("client_id")), Client.habilitation_id == hab.id
+        )
+    )
+    if hab.status is HabilitationStatus.TERMINATED:
+        return list(client.scopes) if client is not None else list(document.get("scopes", []))
+    full = demo_perimeter()
+    if (
+        sorted(hab.apis) != sorted(full.apis)
+        or sorted(hab.access_modes) != sorted(full.access_modes)
+        or sorted(hab.data_scopes) != sorted(full.data_scopes)
+        or sorted(hab.year_scopes) != sorted(full.year_scopes)
+    ):
+        kept_quotas = {api: int(q) for api, q in hab.quotas.items() if api in full.apis}
+        spec = replace(
+            full,
+            demarche=hab.demarche,
+            ip_ranges=list(hab.ip_ranges),
+            certificates_pem=[c.pem for c in hab.certificates],
+            quotas={**(full.quotas or {}), **kept_quotas},
+            data_labels={k: v for k, v in hab.data_labels.items() if k in full.data_scopes},
+        )
+        try:
+            update_habilitation(session, hab, spec, actor="guichet init", now=now)
+            event(log, "demo:perimeter_updated", habilitation_id=str(hab.id))
+        except HabilitationError as exc:  # e.g. its certificates were all withdrawn
+            event(log, "demo:perimeter_not_updated", level=logging.WARNING, reason=str(exc))
+    scopes = demo_resource_scopes()
+    if client is None:
+        return list(document.get("scopes", []))
+    if list(client.scopes) != scopes:
+        client.scopes = scopes
+        bump_generation(session)
+    return scopes
+
+
+def _demo_apis(session: Session) -> list[str]:
+    """Every API of the demo partner's sandbox habilitations (those still in force)."""
+    rows = session.scalars(
+        select(Habilitation.apis)
+        .join(Organisation)
+        .where(
+            Organisation.siret == DEMO_SIRET,
+            Habilitation.environment == Environment.SANDBOX,
+            Habilitation.status != HabilitationStatus.TERMINATED,
+        )
+    )
+    return sorted({api for apis in rows for api in apis})
+
+
+def api_endpoints(origin: str, apis: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Where a partner finds each published document of ``apis`` at the gateway ``origin``:
+    ``{document key: {"base_url", "openapi_url"}}``, from the registry of the documents the
+    gateways serve (``guichet.apis.DOCUMENTS``) — so an API, or a second contract of one
+    (``impot_particulier_os``), added later is found the same way."""
+    origin = origin.rstrip("/")
+    return {
+        d.key: {"base_url": origin + d.base_path, "openapi_url": d.url(origin, "json")}
+        for d in DOCUMENTS.values()
+        if d.product in apis
+    }
+
+
+def _refreshed(document: dict[str, Any], origin: str, apis: Sequence[str]) -> dict[str, Any]:
+    """``credentials.json`` with its URLs from the current settings (its secrets kept)."""
+    return {
+        **document,
+        "token_url": f"{origin}/token",
+        "api_base_url": f"{origin}/impotparticulier/1.0",
+        "r2p_base_url": f"{origin}/r2p/v1",
+        "openapi": {
+            "impot_particulier": f"{origin}/openapi/impotparticulier.yaml",
+            "r2p": f"{origin}/openapi/r2p.yaml",
+        },
+        "apis": api_endpoints(origin, apis),
+    }
+
+
+def _write_credentials(path: Path, document: dict[str, Any]) -> None:
+    """Written (0600) only when it changes: a start that changes nothing leaves it as is."""
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, data)
 
 
 def ensure_franceconnect_demo(
@@ -314,6 +454,7 @@ def ensure_franceconnect_demo(
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; an empty one when it is missing or unreadable."""
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

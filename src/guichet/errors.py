@@ -1,7 +1,13 @@
-"""Domain errors: each has a stable ``code``; one handler turns them into RFC 9457 problems."""
+"""Domain errors: each has a stable ``code``; one handler turns them into RFC 9457 problems.
+
+Where the provider's interface documents a numeric application code for a refusal (e.g. LEP's
+``codeapp`` 4001, 4031, 4101), the error carries it too: the problem+json body then has a
+``codeapp`` member, so a client written for the provider finds it, and ``code`` stays."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 
@@ -18,11 +24,26 @@ class GuichetError(Exception):
         *,
         field: str | None = None,
         retry_after: int | None = None,
+        codeapp: int | None = None,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.field = field
         self.retry_after = retry_after
+        self.codeapp = codeapp  # the provider's numeric application code, when it has one
+
+
+@contextmanager
+def codeapp(code: int) -> Iterator[None]:
+    """Gives ``code`` as its ``codeapp`` to a domain error raised inside the block that has
+    none yet: the provider documents some refusals by a numeric code (e.g. LEP's 4001 for
+    an SPI in the wrong format), while the checks raising them are shared."""
+    try:
+        yield
+    except GuichetError as exc:
+        if exc.codeapp is None:
+            exc.codeapp = code
+        raise
 
 
 # 400 — bad input
@@ -191,6 +212,23 @@ class NotFound(GuichetError):
 class RouteNotFound(NotFound):
     code = "route_not_found"
     title = "Ressource inconnue"
+
+
+# 410 — the provider's "no result" for a designated person (LEP) [provider's OpenAPI, Ouverturelep]
+class Gone(GuichetError):
+    status = 410
+    code = "gone"
+    title = "Aucun résultat"
+
+
+class NoSituationForYear(Gone):
+    code = "no_situation_for_year"
+    title = "Aucune situation pour ce numéro fiscal et cette année"
+
+
+class SpiUnknown(Gone):
+    code = "spi_unknown"
+    title = "Le numéro fiscal ne correspond à aucun usager"
 
 
 class MethodNotAllowed(GuichetError):

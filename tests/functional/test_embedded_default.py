@@ -1,7 +1,9 @@
 """Issue 3 §2's promises of ``guichet run``, as a user meets them: ``--data-dir`` after ``run``,
 ``credentials.json`` complete with absolute paths, the printed ``curl`` sequence working
 when pasted into bash, the scheduled work running by itself, a clean exit on SIGTERM and
-SIGINT, and a second start that reuses the data directory unchanged."""
+SIGINT, and a second start that reuses the data directory unchanged. Issue 9: the demo
+partner holds the whole sandbox perimeter (every year N-1…N-3, N-4 refused), and
+``credentials.json`` says where each of its APIs and their OpenAPI documents are."""
 
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from guichet.apis import DOCUMENTS
+from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS
+from guichet.gateway.app import OPENAPI_DOCUMENTS
 from guichet.habilitation.models import Habilitation
 from guichet.oauth.models import Client
 from guichet.records.models import IrSituation, Person
@@ -42,6 +47,7 @@ CREDENTIAL_KEYS = {
     "cert_file",
     "key_file",
     "ca_file",
+    "apis",
 }
 PATH_KEYS = ("cert_file", "key_file", "ca_file")
 
@@ -176,7 +182,9 @@ def test_credentials_json_has_every_key_with_absolute_paths(first: Product) -> N
     assert creds["token_url"] == f"{first.sandbox_url}/token"
     assert creds["api_base_url"] == f"{first.sandbox_url}/impotparticulier/1.0"
     assert creds["r2p_base_url"] == f"{first.sandbox_url}/r2p/v1"
-    assert {"RessourceIR", "RessourceR2P"} <= set(creds["scopes"])
+    assert creds["scopes"] == sorted(
+        PRODUCTS["impot_particulier"].resource_scopes | PRODUCTS["r2p"].resource_scopes
+    )
     uuid.UUID(creds["habilitation_id"])
     # The CA file is the one that signed the gateway's certificate: TLS verifies with it.
     with first.http() as c:
@@ -184,6 +192,52 @@ def test_credentials_json_has_every_key_with_absolute_paths(first: Product) -> N
     # The private key is the user's only.
     assert Path(creds["key_file"]).stat().st_mode & 0o077 == 0
     assert (first.data_dir / "demo" / "credentials.json").stat().st_mode & 0o077 == 0
+
+
+def test_credentials_json_says_where_each_api_and_its_document_are(first: Product) -> None:
+    """``apis``: every document the gateway publishes for the demo partner's APIs (Impôt
+    Particulier, R2P), keyed by its catalogue key, with the base URL its server names."""
+    origin = first.sandbox_url
+    apis = first.credentials["apis"]
+    assert apis == {
+        key: {
+            "base_url": origin + DOCUMENTS[key].base_path,
+            "openapi_url": f"{origin}/openapi/{slug}.json",
+        }
+        for slug, key in OPENAPI_DOCUMENTS.items()
+    }
+    assert apis["impot_particulier"]["base_url"] == f"{origin}/impotparticulier/1.0"
+    assert apis["r2p"]["base_url"] == f"{origin}/r2p/v1"
+    assert apis["impot_particulier"]["base_url"] == first.credentials["api_base_url"]
+    assert apis["r2p"]["base_url"] == first.credentials["r2p_base_url"]
+    with first.http() as c:
+        for key, where in apis.items():
+            r = c.get(where["openapi_url"])
+            assert r.status_code == 200, (key, r.text)
+            assert r.json()["servers"] == [{"url": where["base_url"]}], key
+
+
+def test_the_demo_partner_holds_the_whole_sandbox_perimeter(first: Product) -> None:
+    with first.session_factory() as session:
+        hab = session.get(Habilitation, uuid.UUID(first.credentials["habilitation_id"]))
+        assert hab is not None
+        assert sorted(hab.apis) == ["impot_particulier", "r2p"]
+        assert sorted(hab.access_modes) == ["etat_civil", "spi"]
+        assert sorted(hab.data_scopes) == sorted(IR_DATA_SCOPES)
+        assert sorted(hab.year_scopes) == [f"dgfip_annee_n_moins_{k}" for k in (1, 2, 3)]
+    n = time.gmtime().tm_year
+    base = f"/impotparticulier/1.0/spi/{PERSONA}/situations/ir/assiettes/annrev"
+    with first.http(cert=first.demo_cert()) as c:
+        token = first.token(c)
+        for year in (n - 1, n - 2, n - 3):
+            r = c.get(f"{base}/{year}", headers=api_headers(token))
+            assert r.status_code == 200, (year, r.text)
+        # The README's "year not granted": outside the perimeter.
+        r = c.get(f"{base}/{n - 4}", headers=api_headers(token))
+        assert r.status_code == 403, r.text
+        assert r.json()["code"] == "year_not_granted"
+        r = c.get(f"/r2p/v1/personne/{PERSONA}", headers=api_headers(token))
+        assert r.status_code == 200, r.text
 
 
 def _banner_sequence(log: str) -> str:

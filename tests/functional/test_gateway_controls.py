@@ -164,7 +164,7 @@ def test_scope_and_year_not_granted(product: Product) -> None:
         r2p_only = product.token(c, scope="RessourceR2P")
         _call(product, c, _ir(), r2p_only, "scope_not_granted", 403)
         token = product.token(c)
-        _call(product, c, _ir(year=N - 3), token, "year_not_granted", 403)
+        _call(product, c, _ir(year=N - 4), token, "year_not_granted", 403)
 
 
 def test_bad_input_and_unknown_person(product: Product) -> None:
@@ -187,14 +187,15 @@ def test_r2p_then_spi_two_call_mode(product: Product) -> None:
         person = _call(product, c, f"/r2p/v1/personne/{PERSONA}", token, "ok", 200).json()
         ec = person["personnePhysique"]["etatCivil"]
         assert person["personnePhysique"]["identifiant"]["spi"] == PERSONA
+        # The provider's formats: sexe 1/2, JJ/MM/AAAA, 3-character commune code.
         query = {
-            "nom": ec["nomNaissance"],
-            "prenom": ec["prenoms"].split()[0],
-            "sexe": ec["sexe"],
-            "naisDate": ec["dateNaissance"],
-            "naisCodePays": ec["codePaysNaissance"],
-            "naisCodeDept": ec["codeDeptNaissance"],
-            "naisCodeCommune": ec["codeCommuneNaissance"],
+            "nom": ec["lbNomNaissance"],
+            "prenom": ec["lbPrenomNaissance"].split()[0],
+            "sexe": ec["cdSexe"],
+            "naisDate": f"{ec['jourNaissance']}/{ec['moisNaissance']}/{ec['anneeNaissance']}",
+            "naisCodePays": ec["cdPaysNaissance"],
+            "naisCodeDept": ec["cdDeptNaissance"],
+            "naisCodeCommune": ec["cdCommuneNaissance"],
         }
         found = _call(
             product,
@@ -276,7 +277,7 @@ def _drive_every_outcome(product: Product, tmp_path: Path) -> list[tuple[str, st
         token = product.token(c)
         _call(product, c, _ir(), token, "ok", 200, seen=seen)
         _call(product, c, f"/r2p/v1/personne/{PERSONA}", token, "ok", 200, seen=seen)
-        _call(product, c, _ir(year=N - 3), token, "year_not_granted", 403, seen=seen)
+        _call(product, c, _ir(year=N - 4), token, "year_not_granted", 403, seen=seen)
         _call(product, c, _ir(spi="1234567890123"), token, "spi_invalid", 400, seen=seen)
         _call(product, c, _ir(), None, "token_missing", 401, seen=seen)
         _call(product, c, _ir(), "not-a-jwt", "token_invalid", 401, seen=seen)
@@ -284,8 +285,8 @@ def _drive_every_outcome(product: Product, tmp_path: Path) -> list[tuple[str, st
         r2p_only = product.token(c, scope="RessourceR2P")
         _call(product, c, _ir(), r2p_only, "scope_not_granted", 403, seen=seen)
         homonym = (  # two persons: the sandbox's homonym personas
-            "nom=Dupont&prenom=Jean&sexe=M&naisDate=1975-05-05"
-            "&naisCodePays=99100&naisCodeDept=75&naisCodeCommune=75111"
+            "nom=Dupont&prenom=Jean&sexe=1&naisDate=05/05/1975"
+            "&naisCodePays=99100&naisCodeDept=075&naisCodeCommune=111"
         )
         _call(
             product, c, f"/r2p/v1/personne/spi?{homonym}", token, "too_many_answers", 403, seen=seen

@@ -38,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
 
 from guichet.apis import load_openapi
 from guichet.apis.impot_particulier.years import current_year
+from guichet.gateway.app import OPENAPI_DOCUMENTS
 from guichet.pki import ensure_local_pki
 from tests.functional.conftest import Product
 from tests.support.factories import Partner, make_partner
@@ -107,35 +108,61 @@ def token(product: Product, fuzz_partner: Partner) -> str:
 
 
 def _document(name: str) -> dict[str, Any]:
-    """The published document of ``name``, its example year made N-1 (granted to the partner).
+    """The published document of ``name``, its example years made relative to today.
 
-    The published example is a fixed year (N-1 for N = 2026, as in docs/sandbox.md); made
-    relative to today, the persona examples keep reaching data whatever the date the suite
-    runs. The server is a placeholder: each call goes to the sandbox started for the test.
+    The published examples are fixed years (revenue year N-1 and barème year N for N = 2026,
+    as in docs/sandbox.md); made relative to today, the persona examples keep reaching data
+    whatever the date the suite runs. The ``Authorization`` header parameter (listed as the
+    provider's document lists it) is left out: OpenAPI ignores a header parameter of that
+    name [OAS 3.1 §4.8.12.1], and the token each case carries is the test's, below. The
+    server is a placeholder: each call goes to the sandbox started for the test.
     """
     document = load_openapi(name, PLACEHOLDER)
-    annrev = document["components"]["parameters"].get("Annrev")
-    if annrev is not None:
-        annrev["example"] = str(current_year(NOW) - 1)
+    year = current_year(NOW)
+    parameters = document["components"]["parameters"]
+    examples = {"Annrev": year - 1, "AnnrevTexte": str(year - 1), "Annee": str(year - 1)}
+    for key, example in {**examples, "Bareme": str(year)}.items():
+        if key in parameters:
+            parameters[key]["example"] = example
+    for item in document["paths"].values():
+        for op in item.values():
+            op["parameters"] = [
+                p for p in op.get("parameters", []) if not _is_authorization(document, p)
+            ]
+    # The provider's pattern on X-Correlation-ID makes every negative case also a malformed
+    # id, refused (400) before the method (405) or the token (401) is looked at, so those
+    # checks would see the wrong refusal. Cases keep a well-formed id (``format: uuid``, not
+    # generated negatively); malformed ids have their own tests (test_gateway_controls.py).
+    for parameter in parameters.values():
+        if parameter.get("in") == "header" and parameter.get("name") == "X-Correlation-ID":
+            parameter["schema"] = {"type": "string", "format": "uuid"}
     return document
 
 
-@pytest.mark.parametrize(
-    ("path", "name"), [("impotparticulier", "impot_particulier"), ("r2p", "r2p")]
-)
-def test_the_sandbox_serves_the_published_document(product: Product, path: str, name: str) -> None:
+def _is_authorization(document: dict[str, Any], parameter: dict[str, Any]) -> bool:
+    ref = parameter.get("$ref")
+    if isinstance(ref, str):
+        parameter = document["components"]["parameters"][ref.rsplit("/", 1)[1]]
+    return parameter.get("in") == "header" and parameter.get("name", "").lower() == "authorization"
+
+
+@pytest.mark.parametrize("slug", sorted(OPENAPI_DOCUMENTS))
+def test_the_sandbox_serves_the_published_document(product: Product, slug: str) -> None:
     """What the cases below are generated from is what partners download."""
     response = requests.get(
-        f"{product.sandbox_url}/openapi/{path}.json",
+        f"{product.sandbox_url}/openapi/{slug}.json",
         verify=product.credentials["ca_file"],
         timeout=30,
     )
     assert response.status_code == 200
-    assert response.json() == load_openapi(name, product.sandbox_url)
+    assert response.json() == load_openapi(OPENAPI_DOCUMENTS[slug], product.sandbox_url)
 
 
 @schemathesis.pytest.parametrize(
     impotparticulier=schemathesis.openapi.from_dict(_document("impot_particulier"), config=CONFIG),
+    impotparticulier_os=schemathesis.openapi.from_dict(
+        _document("impot_particulier_os"), config=CONFIG
+    ),
     r2p=schemathesis.openapi.from_dict(_document("r2p"), config=CONFIG),
 )
 @settings(

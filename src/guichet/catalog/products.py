@@ -15,12 +15,18 @@ from typing import Final
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One route of an API: its name in the journal, and the resource scope it needs."""
+    """One route of an API: its name in the journal (``name``, guichet's), the provider's
+    ``operationId`` (``operation_id``: the name a client generated from the provider's
+    document knows it by), the resource scope it needs and the media type of its answer."""
 
     name: str
     path: str
     resource_scope: str
     access_mode: str | None  # "spi", "franceconnect", or None (not person-designated)
+    operation_id: str
+    media_type: str
+    # The provider's ``codeapp`` for any 403 of this operation (LEP: 4031), else None.
+    forbidden_codeapp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +44,15 @@ class ApiProduct:
         return frozenset(op.resource_scope for op in self.operations)
 
 
+# Each answer's media type, as the provider's OpenAPI document names it per operation.
 IR_MEDIA_TYPE: Final = "application/prs.dgfip.part.situations.ir.assiettes.v1+json"
-# The other resources' media types, as the provider's OpenAPI document names them.
+IR_MULTIPLE_MEDIA_TYPE: Final = (
+    "application/prs.dgfip.part.situations.ir.assiettes.multiple.v1+json"
+)
+# ``dernieresituation/…/annrev/{annrev}`` and ``…/deuxans`` alike.
+IR_DERNIERE_MEDIA_TYPE: Final = (
+    "application/prs.dgfip.part.derniere.situations.ir.assiettes.v1+json"
+)
 FACTURE_MEDIA_TYPE: Final = "application/prs.dgfip.part.situations.ir.factures.v1+json"
 IFI_MEDIA_TYPE: Final = "application/prs.dgfip.situations.ifiisf.assiettes.v1+json"
 TH_MEDIA_TYPE: Final = "application/prs.dgfip.part.situations.th.assiettes.v1+json"
@@ -54,7 +67,16 @@ IR_FIELD_SCOPES: Final = MappingProxyType(
         "sitParDeclaree": "dgfip_nbpart",
         "sitFam": "dgfip_sitfam",
         "indOptionImpotSepar": "dgfip_sitfam",
+        # The situation's period follows the family situation (a marriage, a divorce or a
+        # death splits the year), and so does the kind of notice.
+        "dateDebutPeriode": "dgfip_sitfam",
+        "dateFinPeriode": "dgfip_sitfam",
+        "typeAvis": "dgfip_sitfam",
         "pac": "dgfip_pac",
+        "spiDec1": "dgfip_decl",
+        "spiDec2": "dgfip_decl",
+        "dateDecesdec1": "dgfip_decl",
+        "dateDecesdec2": "dgfip_decl",
         "nmNaiDec1": "dgfip_decl",
         "nmUsaDec1": "dgfip_decl",
         "prnmDec1": "dgfip_decl",
@@ -98,15 +120,8 @@ IR_FIELD_SCOPES: Final = MappingProxyType(
 FACTURE_FIELD_SCOPES: Final = MappingProxyType({"facture": "dgfip_ir_facture"})
 
 # The wealth tax on real estate (IFI, ISF before 2018) declared with the income of ``annrev``:
-# the provider's indicator [``SituationIfiIsfJAXBbean.indicateurIfiIsf``], and guichet's two
-# amounts in the same style (docs/catalogue.md).
-IFI_FIELD_SCOPES: Final = MappingProxyType(
-    {
-        "indicateurIfiIsf": "dgfip_ifi",
-        "patrimoineNetTaxable": "dgfip_ifi_montants",
-        "montantIfi": "dgfip_ifi_montants",
-    }
-)
+# the provider's indicator, and nothing else [``SituationIfiIsfJAXBbean.indicateurIfiIsf``].
+IFI_FIELD_SCOPES: Final = MappingProxyType({"indicateurIfiIsf": "dgfip_ifi"})
 
 # One principal housing-tax assessment [``SituationTHJAXBbean``]: what is taxed (as OS7),
 # where, and in whose name.
@@ -145,9 +160,15 @@ DATA_SCOPE_LABELS: Final = MappingProxyType(
     {
         "dgfip_rfr": "Revenu fiscal de référence (RFR)",
         "dgfip_nbpart": "Nombre de parts du foyer fiscal",
-        "dgfip_sitfam": "Situation de famille (marié, pacsé, célibataire, veuf, divorcé)",
+        "dgfip_sitfam": (
+            "Situation de famille (marié, pacsé, célibataire, veuf, divorcé), période de la "
+            "situation dans l'année et type d'avis"
+        ),
         "dgfip_pac": "Nombre de personnes à charge",
-        "dgfip_decl": "Identité des déclarants (noms, prénoms, dates et lieux de naissance)",
+        "dgfip_decl": (
+            "Identité des déclarants (numéros fiscaux, noms, prénoms, dates et lieux de "
+            "naissance, dates de décès)"
+        ),
         "dgfip_aft": "Adresse fiscale de taxation au 1er janvier",
         "dgfip_pariso": "Parent isolé (case T)",
         "dgfip_pensalper": "Montant des pensions alimentaires perçues",
@@ -167,7 +188,6 @@ DATA_SCOPE_LABELS: Final = MappingProxyType(
             "limite de paiement, reste à payer)"
         ),
         "dgfip_ifi": "Assujettissement à l'impôt sur la fortune immobilière (IFI)",
-        "dgfip_ifi_montants": "Patrimoine net taxable et montant de l'IFI",
         "dgfip_adresse_th": "Adresse de la résidence principale (taxe d'habitation)",
         "dgfip_redevables_th": "Nom des redevables de la taxe d'habitation",
         "dgfip_eligibilite_lep": "Éligibilité au livret d'épargne populaire (LEP)",
@@ -189,39 +209,86 @@ YEAR_FALLBACK_SCOPE: Final = "dgfip_annee_n_moins_2_si_indispo_n_moins_1"
 _IP = "/impotparticulier"
 _V1 = "/1.0"
 
-# The IR "assiettes" resources: (name stem, path after the person, resource scope).
-_IR_RESOURCES: Final = (
-    ("ir_assiettes", "/situations/ir/assiettes/annrev/{annrev}", "RessourceIR"),
-    (
+
+@dataclass(frozen=True, slots=True)
+class PersonResource:
+    """A resource of a person and a year, in both access modes: guichet's name stem, its
+    path after the person, its resource scope, the provider's ``operationId`` by SPI and in
+    FranceConnect mode, and its answer's media type."""
+
+    stem: str
+    path: str
+    resource_scope: str
+    spi_operation_id: str
+    fc_operation_id: str
+    media_type: str
+
+
+# The IR "assiettes" resources, then the other resources [provider's OpenAPI document].
+PERSON_RESOURCES: Final = (
+    PersonResource(
+        "ir_assiettes",
+        "/situations/ir/assiettes/annrev/{annrev}",
+        "RessourceIR",
+        "SituationsIrAssiettesV1",
+        "SituationsIrAssiettesFCV1",
+        IR_MEDIA_TYPE,
+    ),
+    PersonResource(
         "ir_assiettes_multiple",
         "/situations/ir/assiettes/multiple/annrev/{annrev}",
         "RessourceIRMultiple",
+        "SituationsIrAssiettesMultipleV1",
+        "SituationsIrAssiettesMultipleFCV1",
+        IR_MULTIPLE_MEDIA_TYPE,
     ),
-    (
+    PersonResource(
         "ir_derniere_situation",
         "/dernieresituation/ir/assiettes/annrev/{annrev}",
         "RessourceIRDerniere",
+        "derniereSituationsIrAssiettesV1",
+        "derniereSituationsIrAssiettesFCV1",
+        IR_DERNIERE_MEDIA_TYPE,
     ),
-    (
+    PersonResource(
         "ir_derniere_situation_deuxans",
         "/dernieresituation/ir/assiettes/deuxans",
         "RessourceIRDerniere2",
+        "situationsIrAssiettesDeuxDernierMillesimeV1",
+        "situationsIrAssiettesDeuxDernierMillesimeFCV1",
+        IR_DERNIERE_MEDIA_TYPE,
     ),
-)
-
-# The other resources of a person and a year, in both access modes: (name stem, path after
-# the person, resource scope).
-_OTHER_RESOURCES: Final = (
-    ("ir_factures", "/situations/ir/factures/annrev/{annrev}", "RessourceIRFacture"),
-    ("ifi_assiettes", "/situations/ifiisf/assiettes/annrev/{annrev}", "RessourceIFI"),
-    (
+    PersonResource(
+        "ir_factures",
+        "/situations/ir/factures/annrev/{annrev}",
+        "RessourceIRFacture",
+        "SituationsIrFacturesV1",
+        "SituationsIrFacturesFCV1",
+        FACTURE_MEDIA_TYPE,
+    ),
+    PersonResource(
+        "ifi_assiettes",
+        "/situations/ifiisf/assiettes/annrev/{annrev}",
+        "RessourceIFI",
+        "SituationIfiIsfV1",
+        "SituationIfiIsfFCV1",
+        IFI_MEDIA_TYPE,
+    ),
+    PersonResource(
         "th_principale",
         "/situations/th/assiettes/principale/annrev/{annrev}",
         "RessourceTHPrincipale",
+        "SituationsTHPV1",
+        "SituationsTHPFCV1",
+        TH_MEDIA_TYPE,
     ),
 )
 # The LEP check exists by SPI only [provider's OpenAPI, ``Ouverturelep``].
 _LEP_PATH: Final = "/lep/departement/{departement}/annrev/{annrev}/bareme/{bareme}"
+# "codeapp 4031 : L'utilisateur n'a pas accès à la ressource" [provider's OpenAPI, 403].
+LEP_FORBIDDEN_CODEAPP: Final = 4031
+# The convention's OS contract answers plain JSON [003 annexe 3 §5: "Au format JSON"].
+OS_MEDIA_TYPE: Final = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +300,12 @@ class OfferOfService:
     label: str
     data_scopes: tuple[str, ...]
     resource_scope: str = "RessourceIR"
+
+    @property
+    def operation_id(self) -> str:
+        """guichet's ``operationId`` (the convention names none): the journal's name,
+        ``os1_rfr`` … ``os9_rev_monde``."""
+        return self.operation
 
 
 OFFERS_OF_SERVICE: Final = (
@@ -262,18 +335,47 @@ IMPOT_PARTICULIER: Final = ApiProduct(
     operations=(
         # By SPI [004 CGU §4].
         *(
-            Operation(f"{n}_spi", f"{_V1}/spi/{{spi}}{p}", scope, "spi")
-            for n, p, scope in (*_IR_RESOURCES, *_OTHER_RESOURCES)
+            Operation(
+                f"{r.stem}_spi",
+                f"{_V1}/spi/{{spi}}{r.path}",
+                r.resource_scope,
+                "spi",
+                r.spi_operation_id,
+                r.media_type,
+            )
+            for r in PERSON_RESOURCES
         ),
-        Operation("lep_spi", f"{_V1}/spi/{{spi}}{_LEP_PATH}", "RessourceLEP", "spi"),
+        Operation(
+            "lep_spi",
+            f"{_V1}/spi/{{spi}}{_LEP_PATH}",
+            "RessourceLEP",
+            "spi",
+            "Ouverturelep",
+            LEP_MEDIA_TYPE,
+            forbidden_codeapp=LEP_FORBIDDEN_CODEAPP,
+        ),
         # FranceConnect mode: the citizen's federation token in ``X-FranceConnect-OAuth``.
         *(
-            Operation(f"{n}_fc", f"{_V1}{p}", scope, "franceconnect")
-            for n, p, scope in (*_IR_RESOURCES, *_OTHER_RESOURCES)
+            Operation(
+                f"{r.stem}_fc",
+                f"{_V1}{r.path}",
+                r.resource_scope,
+                "franceconnect",
+                r.fc_operation_id,
+                r.media_type,
+            )
+            for r in PERSON_RESOURCES
         ),
         # The convention's OS contract, a compatibility surface over the same checks.
         *(
-            Operation(o.operation, f"/os{o.number}/{{annee}}", o.resource_scope, "franceconnect")
+            Operation(
+                o.operation,
+                f"/os{o.number}/{{annee}}",
+                o.resource_scope,
+                "franceconnect",
+                o.operation_id,
+                OS_MEDIA_TYPE,
+            )
             for o in OFFERS_OF_SERVICE
         ),
     ),
@@ -286,9 +388,30 @@ R2P: Final = ApiProduct(
     default_quota_per_minute=120,
     media_type="application/json",
     operations=(
-        Operation("r2p_personne_spi", "/personne/spi", "RessourceR2P", None),
-        Operation("r2p_personne_recherche", "/personne", "RessourceR2P", None),
-        Operation("r2p_personne", "/personne/{spi}", "RessourceR2P", None),
+        Operation(
+            "r2p_personne_spi",
+            "/personne/spi",
+            "RessourceR2P",
+            None,
+            "RechercheParEtatCivil",
+            "application/json",
+        ),
+        Operation(
+            "r2p_personne_recherche",
+            "/personne",
+            "RessourceR2P",
+            None,
+            "RechercheParCriteres",
+            "application/json",
+        ),
+        Operation(
+            "r2p_personne",
+            "/personne/{spi}",
+            "RessourceR2P",
+            None,
+            "RechercheParSPI",
+            "application/json",
+        ),
     ),
 )
 

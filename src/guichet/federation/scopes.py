@@ -38,7 +38,6 @@ DATA_SCOPES: Final = frozenset(
         # check has no FranceConnect mode).
         "dgfip_ir_facture",
         "dgfip_ifi",
-        "dgfip_ifi_montants",
         "dgfip_adresse_th",
         "dgfip_redevables_th",
         "dgfip_annee_n_moins_1",

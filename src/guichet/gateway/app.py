@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from guichet import errors
-from guichet.apis import load_openapi
+from guichet.apis import DOCUMENTS, load_openapi
 from guichet.catalog.products import PRODUCTS, ApiProduct, Operation
 from guichet.clock import Clock
 from guichet.gateway import edge
@@ -47,7 +47,8 @@ from guichet.settings import Network
 log = logging.getLogger(__name__)
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-OPENAPI_DOCUMENTS = {"impotparticulier": "impot_particulier", "r2p": "r2p"}
+# ``/openapi/<slug>.json|yaml`` → the document's key in ``guichet.apis.DOCUMENTS``.
+OPENAPI_DOCUMENTS = {d.slug: d.key for d in DOCUMENTS.values()}
 
 
 @dataclass
@@ -198,7 +199,7 @@ class GatewayCall:
         except errors.GuichetError as exc:
             outcome = exc.code
             ctx.data_scopes_returned = []
-            answer = problem_response(exc, correlation_id, ctx.path, headers)
+            answer = problem_response(exc, correlation_id, ctx.path, headers, self._codeapp(exc))
         except Exception as exc:
             # Never a stack trace to the caller. The log gets the exception's class and its
             # frames, not its message: a message may quote a row, hence an SPI or a name.
@@ -239,6 +240,13 @@ class GatewayCall:
             await send({"type": "http.response.body", "body": answer.body})
         else:
             await answer(scope, receive, send)
+
+    def _codeapp(self, error: errors.GuichetError) -> int | None:
+        """The provider's ``codeapp`` for a 403 of this operation (``forbidden_codeapp``),
+        whichever check refused, unless the error carries its own."""
+        if error.codeapp is None and error.status == 403 and self.operation is not None:
+            return self.operation.forbidden_codeapp
+        return None
 
     def _count(self, outcome: str, started: float) -> None:
         calls = self._calls.get(outcome)
@@ -289,13 +297,18 @@ class GatewayCall:
                 f"Quota de {limit} appels par minute atteint.", retry_after=decision.retry_after
             )
         result: ApiResponse = await self.handler.fetch(ctx, params)
-        body = _encode(result.body).encode()
         raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
         ]
         raw_headers += [
             (b"x-correlation-id", ctx.correlation_id.encode("latin-1")),
             (b"cache-control", b"no-store"),
+        ]
+        if not result.has_content:
+            # RFC 9110 §15.3.5 / §8.6: a 204 has no content, hence no Content-Length either.
+            return _Answer(result.status, raw_headers, b"")
+        body = _encode(result.body).encode()
+        raw_headers += [
             (b"content-length", str(len(body)).encode("latin-1")),
             (b"content-type", _media_type(result.media_type)),
         ]
@@ -366,9 +379,12 @@ def health_route(deps: GatewayDeps) -> Route:
 
 
 def openapi_routes(public_url: str) -> list[BaseRoute]:
-    def endpoint(name: str) -> Callable[[Request], Awaitable[Response]]:
+    """``/openapi/<slug>.json`` and ``.yaml`` for each published document, its server
+    being this environment's origin followed by the document's base path."""
+
+    def endpoint(key: str) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
-            doc = load_openapi(OPENAPI_DOCUMENTS[name], public_url)
+            doc = load_openapi(key, public_url)
             if request.url.path.endswith(".yaml"):
                 import yaml
 
@@ -381,9 +397,9 @@ def openapi_routes(public_url: str) -> list[BaseRoute]:
         return serve
 
     routes: list[BaseRoute] = []
-    for name in OPENAPI_DOCUMENTS:
-        routes.append(Route(f"/openapi/{name}.json", endpoint(name), methods=["GET"]))
-        routes.append(Route(f"/openapi/{name}.yaml", endpoint(name), methods=["GET"]))
+    for slug, key in OPENAPI_DOCUMENTS.items():
+        routes.append(Route(f"/openapi/{slug}.json", endpoint(key), methods=["GET"]))
+        routes.append(Route(f"/openapi/{slug}.yaml", endpoint(key), methods=["GET"]))
     return routes
 
 

@@ -42,9 +42,20 @@ class CallContext:
 
 @dataclass(frozen=True, slots=True)
 class ApiResponse:
+    """A served answer: ``body`` as JSON in ``media_type``; or, with ``status`` 204 (the
+    provider's "no answer can be given"), no content at all (``body`` None). Either way the
+    call is journaled as served (outcome ``ok``), with the data scopes the operation set."""
+
     body: Any
     media_type: str
     status: int = 200
+
+    @property
+    def has_content(self) -> bool:
+        return self.status != NO_CONTENT
+
+
+NO_CONTENT = 204
 
 
 class OperationHandler(Protocol):

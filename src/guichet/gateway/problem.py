@@ -15,9 +15,14 @@ API_METHODS = "GET, HEAD"
 
 
 def problem_body(
-    error: GuichetError, correlation_id: str, instance: str | None = None
+    error: GuichetError,
+    correlation_id: str,
+    instance: str | None = None,
+    codeapp: int | None = None,
 ) -> dict[str, Any]:
-    """RFC 9457 §3.1 members, plus the extension members ``code``, ``correlationId``, ``field``."""
+    """RFC 9457 §3.1 members, plus the extension members ``code``, ``correlationId``,
+    ``field`` and ``codeapp`` (an integer: the provider's application code, where its
+    interface documents one; ``codeapp`` here, else the error's own)."""
     body: dict[str, Any] = {
         "type": f"urn:guichet:problem:{error.code}",
         "title": error.title,
@@ -30,6 +35,9 @@ def problem_body(
         body["instance"] = instance
     if error.field:
         body["field"] = error.field
+    codeapp = error.codeapp if codeapp is None else codeapp
+    if codeapp is not None:
+        body["codeapp"] = codeapp
     return body
 
 
@@ -47,6 +55,7 @@ def problem_response(
     correlation_id: str,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
+    codeapp: int | None = None,
 ) -> Response:
     all_headers = {"X-Correlation-ID": correlation_id, "Cache-Control": "no-store"}
     if error.retry_after is not None:
@@ -60,7 +69,7 @@ def problem_response(
     if headers:
         all_headers.update(headers)
     return Response(
-        json.dumps(problem_body(error, correlation_id, instance), ensure_ascii=False),
+        json.dumps(problem_body(error, correlation_id, instance, codeapp), ensure_ascii=False),
         status_code=error.status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=all_headers,

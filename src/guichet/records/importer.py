@@ -5,9 +5,15 @@ apart by ``"ressource"``:
 
 - absent or ``"ir"``: an IR situation ``{"spi", "annrev", "rang", "foyer", "record"}`` and,
   optionally, the lines of its notice ``"facture"``;
-- ``"ifi"``: an IFI declaration ``{"spi", "annrev", "foyer", "record"}``;
+- ``"ifi"``: an IFI declaration ``{"spi", "annrev", "foyer", "record"}``, the record being
+  ``{"indicateurIfiIsf"}``;
 - ``"th"``: a housing-tax assessment ``{"spi", "annee", "avis", "regimeTax", "entete",
   "locaux"}``.
+
+Records have the provider's shapes (``guichet.records.ir_record``): a value that does not
+exist is omitted, ``null`` being refused but for the four nullable IR values; an IR
+record's ``spiDec1``/``spiDec2``, when given, include the line's ``spi``, and its period
+lies in ``annrev``.
 
 Every line is validated before anything is written; one bad line and nothing of the file
 is loaded. What the file holds for a (spi, year) pair replaces everything of the same kind
@@ -22,26 +28,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Table, and_, bindparam, delete, insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from guichet.records.ir_record import Facture, IfiRecord, IrRecord, ThHeading, ThLocalRecord
+from guichet.records.ir_record import (
+    Facture,
+    IfiRecord,
+    IrRecord,
+    Spi,
+    ThHeading,
+    ThLocalRecord,
+)
 from guichet.records.models import IfiSituation, IrSituation, ThAvis, ThLocal
-from guichet.records.spi import is_spi
 
 log = logging.getLogger(__name__)
 
 STORES = ("sandbox", "production")
 
 
-def _spi(value: str) -> str:
-    if not is_spi(value):
-        raise ValueError("not a valid SPI (13 digits, stdnum.fr.nif)")
-    return value
-
-
-Spi = Annotated[str, AfterValidator(_spi)]
 Year = Annotated[int, Field(ge=1000, le=9999)]
 Foyer = Annotated[str, Field(min_length=1, max_length=32)]
 
@@ -58,6 +63,20 @@ class ImportLine(BaseModel):
     foyer: Foyer
     record: IrRecord
     facture: Facture | None = None
+
+    @model_validator(mode="after")
+    def _record_matches_the_line(self) -> ImportLine:
+        """The line's SPI is one of the record's declarants, and its period lies in
+        ``annrev``."""
+        record = self.record
+        declarants = {record.spiDec1, record.spiDec2} - {None}
+        if declarants and self.spi not in declarants:
+            raise ValueError("spi : ni spiDec1 ni spiDec2 de record")
+        for name in ("dateDebutPeriode", "dateFinPeriode"):
+            value = getattr(record, name)
+            if value is not None and not value.startswith(f"{self.annrev:04d}-"):
+                raise ValueError(f"record.{name} : hors de l'année de revenus {self.annrev}")
+        return self
 
 
 class IfiLine(BaseModel):

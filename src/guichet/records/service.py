@@ -7,11 +7,12 @@ import json
 import sqlite3
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Connection, Engine, Select, bindparam, select
+from sqlalchemy import Connection, Engine, Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from guichet.records.models import IrSituation, Person, ThLocal
@@ -182,46 +183,99 @@ def person_by_spi(session: Session, store: str, spi: str) -> Person | None:
     return session.get(Person, (store, spi))
 
 
+@dataclass(frozen=True, slots=True)
+class AddressCriteria:
+    """What an R2P search asks of the address (``AdresseReponse``, as stored): ``codes``
+    are exact values of its properties (``cdPays``, ``cdDepartement``, ``cdTOM``,
+    ``cdCommune``, ``numeroVoie``, ``indiceDeRepetition``); ``department`` matches
+    ``cdDepartement`` or ``cdTOM``; ``street_type`` and ``street_name`` compare with
+    ``lbVoie`` (type abbreviation, then name), ignoring case, accents and separators."""
+
+    codes: Mapping[str, str] = field(default_factory=dict)
+    department: str | None = None
+    street_type: str | None = None
+    street_name: str | None = None
+
+
 def persons_by_etat_civil(
     session: Session,
     store: str,
     *,
     nom: str,
-    date_naissance: dt.date,
     prenom: str | None = None,
     sexe: str | None = None,
+    born: tuple[dt.date, dt.date] | None = None,
     code_pays: str | None = None,
     code_dept: str | None = None,
+    born_abroad: bool = False,
     code_commune: str | None = None,
+    commune_suffix: str | None = None,
+    adresse: AddressCriteria | None = None,
 ) -> list[Person]:
-    """Persons matching the criteria given, ordered by SPI.
+    """Persons matching every criterion given, ordered by SPI.
 
-    Names are compared as the provider writes them (upper case, no accents); the birth
-    name must match, the first name given must match the first first-name or all of them
-    (``"Jean"`` and ``"Jean Pierre"`` both find ``Jean Pierre``; hyphens equal spaces).
+    The birth name must match as the provider writes it (upper case, no accents); ``born``
+    is an inclusive range of birth dates; ``code_dept`` the birth department (or overseas
+    collectivity); ``born_abroad`` keeps those without one; ``code_commune`` is the birth
+    commune's COG, ``commune_suffix`` its last three characters. The database narrows by
+    store, birth name (indexed with the birth date), birth date and codes, and the
+    address's codes; first names and street labels are compared on those rows only: the
+    first name given must match the first first-name or a leading run of them (``"Jean"``
+    and ``"Jean Pierre"`` both find ``Jean Pierre Marc``; hyphens equal spaces).
     """
-    query = select(Person).where(
-        Person.store == store,
-        Person.nom_naissance == canonical_name(nom),
-        Person.date_naissance == date_naissance,
-    )
+    query = select(Person).where(Person.store == store, Person.nom_naissance == canonical_name(nom))
+    if born is not None:
+        query = query.where(Person.date_naissance.between(*born))
     if sexe is not None:
         query = query.where(Person.sexe == sexe)
     if code_pays is not None:
         query = query.where(Person.code_pays_naissance == code_pays)
     if code_dept is not None:
         query = query.where(Person.code_dept_naissance == code_dept)
+    if born_abroad:
+        query = query.where(Person.code_dept_naissance.is_(None))
     if code_commune is not None:
         query = query.where(Person.code_commune_naissance == code_commune)
+    if commune_suffix is not None:
+        query = query.where(Person.code_commune_naissance.endswith(commune_suffix, autoescape=True))
+    if adresse is not None:
+        for key, value in adresse.codes.items():
+            query = query.where(Person.adresse[key].as_string() == value)
+        if adresse.department is not None:
+            query = query.where(
+                or_(
+                    Person.adresse["cdDepartement"].as_string() == adresse.department,
+                    Person.adresse["cdTOM"].as_string() == adresse.department,
+                )
+            )
     found = session.scalars(query.order_by(Person.spi)).all()
-    if prenom is None:
-        return list(found)
-    wanted = name_key(prenom)
-    return [p for p in found if _first_names_match(wanted, name_key(p.prenoms))]
+    wanted = name_key(prenom) if prenom is not None else None
+    return [
+        p
+        for p in found
+        if (wanted is None or _first_names_match(wanted, name_key(p.prenoms)))
+        and (adresse is None or _street_matches(adresse, p.adresse.get("lbVoie")))
+    ]
 
 
 def _first_names_match(wanted: str, held: str) -> bool:
-    return held == wanted or held.split(" ")[0] == wanted or held.startswith(wanted + " ")
+    return held == wanted or held.startswith(wanted + " ")
+
+
+def _street_matches(criteria: AddressCriteria, label: str | None) -> bool:
+    """``lbVoie`` is the type's abbreviation, then the name (``RTE DU GAL DE GAULLE``)."""
+    if criteria.street_type is None and criteria.street_name is None:
+        return True
+    if label is None:
+        return False
+    held = name_key(label)
+    first, _, rest = held.partition(" ")
+    if criteria.street_type is not None and first != name_key(criteria.street_type):
+        return False
+    if criteria.street_name is not None:
+        name = name_key(criteria.street_name)
+        return name in (rest, held)
+    return True
 
 
 def th_assessments(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -52,15 +53,17 @@ class Pac:
         }
 
 
-def parts(sit_fam: str, pac: Pac, *, parent_isole: bool) -> float:
+def parts(sit_fam: str, pac: Pac, *, parent_isole: bool, survivant: bool = False) -> float:
     """Number of parts (quotient familial), simplified from CGI art. 194–195.
 
-    Two parts for a couple (or a widow(er) with dependants), one otherwise; exclusive
+    Two parts for a couple (or a widow(er) with dependants, or the survivor's declaration
+    after the death of their spouse during the year, ``survivant``), one otherwise; exclusive
     children (F, J) count ½ each for the first two and 1 from the third; shared children
     (H, P) count half of that; R and invalidity cards add to it; a single parent (case T)
     with exclusive children gets ½ more (¼ with shared children only).
     """
-    base = 2.0 if sit_fam in COUPLE or (sit_fam == "V" and pac.total > 0) else 1.0
+    widowed = sit_fam == "V" and (pac.total > 0 or survivant)
+    base = 2.0 if sit_fam in COUPLE or widowed else 1.0
     total = base
     rank = 0
     for _ in range(pac.F + pac.J):
@@ -112,23 +115,17 @@ def facture_lines(
     record: dict[str, Any], annrev: int, *, withheld: int, paid: bool
 ) -> list[dict[str, Any]]:
     """The notice of a situation: its net tax (``montTotIr``), what withholding already
-    took, and the balance, paid by the deadline (``paid``) or still due."""
+    took, and the balance, paid by the deadline (``paid``) or still due. A column a line
+    does not use is omitted."""
     tax = int(record.get("montTotIr") or 0)
     balance = tax - withheld
-    recovery = record.get("datRec") or f"{annrev + 1}-07-31"
-    deadline = f"{annrev + 1}-09-15"
+    recovery = str(record.get("datRec") or f"{annrev + 1}-07-31")
+    # Due 46 days after the recovery date: 15 September for a notice recovered 31 July.
+    deadline = (dt.date.fromisoformat(recovery) + dt.timedelta(days=46)).isoformat()
 
-    def line(n: int, code: str, amount: int, *dates: str | None) -> dict[str, Any]:
-        columns = [str(amount), *dates, None, None, None]
-        return {
-            "numLigne": n,
-            "codeLigne": code,
-            "libelleLigne": FACTURE_LINES[code],
-            "colonne1": columns[0],
-            "colonne2": columns[1],
-            "colonne3": columns[2],
-            "colonne4": None,
-        }
+    def line(n: int, code: str, amount: int, *dates: str) -> dict[str, Any]:
+        columns = {f"colonne{i}": v for i, v in enumerate((str(amount), *dates), start=1)}
+        return {"numLigne": n, "codeLigne": code, "libelleLigne": FACTURE_LINES[code]} | columns
 
     lines = [line(1, "IMPNET", tax), line(2, "PAS", withheld)]
     if balance < 0:
@@ -175,9 +172,6 @@ def ifi_amount(net_taxable: int) -> int:
 
 
 def ifi_record(net_taxable: int) -> dict[str, Any]:
-    amount = ifi_amount(net_taxable)
-    return {
-        "indicateurIfiIsf": "O" if amount > 0 else "N",
-        "patrimoineNetTaxable": net_taxable,
-        "montantIfi": amount,
-    }
+    """The IFI record of a household declaring ``net_taxable`` euros of real estate: the
+    provider's ``SituationIfiIsfJAXBbean`` (``"O"`` when some IFI is due), nothing more."""
+    return {"indicateurIfiIsf": "O" if ifi_amount(net_taxable) > 0 else "N"}

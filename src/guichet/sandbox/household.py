@@ -1,5 +1,8 @@
 """A fictive tax household and the rows it becomes: ``person``, IR "assiettes" records with
-their notice, and the heading of its housing-tax assessments."""
+their notice, and the heading of its housing-tax assessments.
+
+Records have the provider's shapes (``guichet.records.ir_record``): a value that does not
+exist is omitted, never ``null``, except the four the convention declares nullable."""
 
 from __future__ import annotations
 
@@ -17,7 +20,12 @@ from guichet.sandbox.fiscal import (
     parts,
     tax_before_credits,
 )
-from guichet.sandbox.geography import COMMUNES_BY_COG, COUNTRIES_BY_COG, FRANCE
+from guichet.sandbox.geography import (
+    COMMUNES_BY_COG,
+    COUNTRIES_BY_COG,
+    FRANCE,
+    adresse_reponse,
+)
 
 _VOIE = re.compile(r"^(\d{1,5})\s*(bis|ter|quater|[BTQ])?\s+(.+)$", re.IGNORECASE)
 
@@ -29,15 +37,9 @@ class Address:
     complement: str | None = None
 
     def as_person(self) -> dict[str, Any]:
-        commune = COMMUNES_BY_COG[self.commune_cog]
-        return {
-            "voie": self.voie,
-            "complementAdresse": self.complement,
-            "codePostal": commune.postal_code,
-            "commune": commune.name,
-            "codeCommune": commune.cog,
-            "codePays": FRANCE,
-        }
+        """The person's address as R2P answers it (``AdresseReponse``: codes and labels, no
+        postal code nor complement)."""
+        return adresse_reponse(voie=self.voie, commune=self.commune_cog)
 
     def as_aft(self) -> tuple[str, dict[str, Any]]:
         """``aft`` (one line, ≤ 132 characters) and ``aftDetail`` as the provider sends them."""
@@ -45,8 +47,8 @@ class Address:
         code_postal = f"{commune.postal_code} {commune.name}"[:32]
         parts = [self.voie, self.complement or "", commune.name, code_postal]
         aft = " ".join(p for p in parts if p)[:132]
-        return aft, {
-            "complementAdresse": self.complement,
+        detail = {"complementAdresse": self.complement} if self.complement else {}
+        return aft, detail | {
             "voie": self.voie,
             "getcommune": commune.name,
             "getcodePostal": code_postal,
@@ -55,12 +57,12 @@ class Address:
     def th_heading(self, payers: tuple[Declarant, ...], code_aft: str) -> dict[str, Any]:
         """A housing-tax notice's heading for premises at this address (``ThHeading``):
         the tax office and commune codes, the street split as the notice prints it, and
-        the payers' names."""
+        the payers' names; a value that does not exist (``btq``…) is omitted."""
         commune = COMMUNES_BY_COG[self.commune_cog]
         match = _VOIE.match(self.voie)
         number, repeat, street = match.groups() if match else (None, None, self.voie)
         department = commune.department
-        return {
+        heading = {
             "codeDsf": (department + "0")[:3] if len(department) == 2 else department,
             "codeCommune": self.commune_cog[-3:],
             "codeAft": code_aft,
@@ -72,6 +74,7 @@ class Address:
             "libelleEdition1": payers[0].edition_name if payers else None,
             "libelleEdition2": payers[1].edition_name if len(payers) > 1 else None,
         }
+        return {k: v for k, v in heading.items() if v is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +130,12 @@ class Declarant:
         }
 
     def record_fields(self, n: int) -> dict[str, Any]:
+        """Declarant ``n``'s fields of an IR record; ``nmUsaDec{n}`` only with a usage name."""
         d = self.naissance
+        usage = {f"nmUsaDec{n}": canonical_name(self.nom_usage)} if self.nom_usage else {}
         return {
             f"nmNaiDec{n}": canonical_name(self.nom),
-            f"nmUsaDec{n}": canonical_name(self.nom_usage) if self.nom_usage else None,
+            **usage,
             f"prnmDec{n}": canonical_name(self.prenoms),
             f"dateNaisDec{n}": {
                 "jour": f"{d.day:02d}",
@@ -142,19 +147,27 @@ class Declarant:
         }
 
 
-_EMPTY_DECLARANT: dict[str, Any] = {
-    "nmNaiDec2": None,
-    "nmUsaDec2": None,
-    "prnmDec2": None,
-    "dateNaisDec2": None,
-    "dptNaissDec2": None,
-    "lieuNaissDec2": None,
+# The boxes of the "demi-part supplémentaire" situations (``SitPartJAXBbean``): none ticked.
+_NO_SIT_PART: dict[str, str] = {
+    "sitPartP": "0",
+    "sitPartF": "0",
+    "sitPartW": "0",
+    "sitComb": "0",
+    "pensVeufGuerre": "0",
+    "indEnfSeul5ansMin": "0",
+    "indNonSeul": "0",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Situation:
-    """One situation of one household for one revenue year; amounts in euros."""
+    """One situation of one household for one revenue year; amounts in euros.
+
+    A situation covers the whole year unless a marriage, a divorce or a death splits it
+    (``debut``/``fin``); ``type_avis`` 2 is a rectifying notice of a year that already had
+    its initial one (``type_avis`` 1); ``deces`` holds each declarant's date of death, when
+    they died during the situation.
+    """
 
     foyer: str
     declarants: tuple[Declarant, ...]
@@ -180,14 +193,29 @@ class Situation:
     # balance was paid by the deadline.
     withheld_share: float = 1.0
     paid: bool = True
+    withheld: int | None = None  # what withholding took, when not ``withheld_share``
+    debut: dt.date | None = None  # the period's first day (default: 1 January)
+    fin: dt.date | None = None  # its last day (default: 31 December)
+    type_avis: int = 1  # 1 initial notice, 2 rectifying (or supplementary) notice
+    etabli: dt.date | None = None  # the notice's date (default: 15 July of annrev + 1)
+    deces: tuple[dt.date | None, ...] = ()  # per declarant: date of death
+    # The survivor's situation after their spouse's death in the year: the couple's parts.
+    survivant: bool = False
 
     def __post_init__(self) -> None:
         if len(self.declarants) != (2 if self.sit_fam in COUPLE else 1):
             raise ValueError("a couple declares together, anyone else alone")
+        if len(self.deces) > len(self.declarants):
+            raise ValueError("a date of death per declarant at most")
+        if self.type_avis not in (1, 2):
+            raise ValueError("typeAvis is 1 (initial) or 2 (rectifying)")
 
     def record(self, annrev: int) -> dict[str, Any]:
-        """The provider's full IR "assiettes" record of this situation."""
-        nb_parts = parts(self.sit_fam, self.pac, parent_isole=self.parent_isole)
+        """The provider's full IR "assiettes" record of this situation
+        (``SituationIRAssietteMultiJAXBbean`` without ``annRevenu``, in its order)."""
+        nb_parts = parts(
+            self.sit_fam, self.pac, parent_isole=self.parent_isole, survivant=self.survivant
+        )
         tspr = [
             *({"code": f"1{'AB'[i]}J", "valeur": str(v)} for i, v in enumerate(self.salaires) if v),
             *({"code": f"1{'AB'[i]}S", "valeur": str(v)} for i, v in enumerate(self.pensions) if v),
@@ -212,49 +240,52 @@ class Situation:
         }
         aft, aft_detail = self.address.as_aft()
         first = self.declarants[0]
+        second = self.declarants[1] if len(self.declarants) > 1 else None
+        etabli = self.etabli or dt.date(annrev + 1, 7, 15)
         record: dict[str, Any] = {
             "rfr": taxable + self.div if self.rfr_known else None,
-            "nbPart": nb_parts,
             "sitFam": self.sit_fam,
+            "nbPart": nb_parts,
             "pac": self.pac.as_record(),
             **first.record_fields(1),
-            **(
-                self.declarants[1].record_fields(2)
-                if len(self.declarants) > 1
-                else _EMPTY_DECLARANT
-            ),
+            **(second.record_fields(2) if second else {}),
             "aft": aft,
             "aftDetail": aft_detail,
             "sitParIso": "T" if self.parent_isole else None,
             "pensAlPer": self.pens_al_per,
-            "indDeficit": 1 if self.deficit_foncier > 0 else 0,
+            "indDeficit": "1" if self.deficit_foncier > 0 else "0",
             "revenuBrutGlobal": rbg if self.rfr_known else None,
-            "sitPart": "T" if self.parent_isole else None,
-            "sitParDeclaree": {
-                "caseP": 0,
-                "caseF": 0,
-                "caseS": 0,
-                "caseW": 0,
-                "caseL": 0,
-                "caseT": 1 if self.parent_isole else 0,
-            },
-            "indOptionImpotSepar": 1 if self.option_impot_separe else 0,
+            "rev": {k: v for k, v in rev.items() if v},
+            **({"sitPart": "T"} if self.parent_isole else {}),
+            "sitParDeclaree": dict(_NO_SIT_PART),
+            "indOptionImpotSepar": "1" if self.option_impot_separe else "0",
             "mntRevbareme": taxable,
-            "datRec": f"{annrev + 1}-07-31",
-            "datEtab": f"{annrev + 1}-07-15",
+            "spiDec1": first.spi,
+            **({"spiDec2": second.spi} if second else {}),
+            "datRec": (etabli + dt.timedelta(days=16)).isoformat(),
+            "datEtab": etabli.isoformat(),
             "impAvImput": tax,
             "montTotIr": total_ir,
             "revImposable": taxable,
-            "numRole": "001" if total_ir else "000",
+            "numRole": f"00{self.type_avis}" if total_ir else "000",
             "fipNum": f"{(annrev + 1) % 100:02d}{first.spi[2:13]}",
-            "rev": {k: v for k, v in rev.items() if v},
+            "dateDebutPeriode": (self.debut or dt.date(annrev, 1, 1)).isoformat(),
+            "dateFinPeriode": (self.fin or dt.date(annrev, 12, 31)).isoformat(),
+            "typeAvis": self.type_avis,
         }
+        for n, died in enumerate(self.deces, start=1):
+            if died is not None:
+                record[f"dateDecesdec{n}"] = died.isoformat()
         return record
 
     def rows(self, store: str, annrev: int, rang: int = 1) -> list[dict[str, Any]]:
         """One ``ir_situation`` row per declarant, so either SPI finds the household."""
         record = self.record(annrev)
-        withheld = round(int(record["montTotIr"]) * self.withheld_share)
+        withheld = (
+            round(int(record["montTotIr"]) * self.withheld_share)
+            if self.withheld is None
+            else self.withheld
+        )
         facture = facture_lines(record, annrev, withheld=withheld, paid=self.paid)
         return [
             {

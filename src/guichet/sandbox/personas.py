@@ -2,10 +2,16 @@
 
 ``docs/sandbox.md`` shows the same table. Persona SPIs start with ``3000000`` or are the
 provider's shared test SPIs (``39999999…``); generated households never start with ``3``.
+
+A year a marriage, a divorce or a death splits has one situation per part of it (rang 1,
+2 in date order), each with its period (``dateDebutPeriode``, ``dateFinPeriode``): the
+situation the event ends stops the day before it (a death: on the day), the new one
+starts on the day (a death: the day after).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,8 +60,20 @@ SHARED_30262 = _d("3999999930262", "M", "Leroy", "Paul", "1985-01-15", "75118")
 SHARED_15247 = _d("3999999915247", "M", "Durand", "Philippe", "1976-10-08", "21231")
 SHARED_23255 = _d("3999999923255", "F", "Bonnet", "Jeanne", "1946-06-06", "87085")
 SHARED_31263 = _d("3999999931263", "F", "Roche", "Emma", "1989-11-30", "38185")
+DECEASED = _d("3000000021270", "M", "Legrand", "Marcel", "1944-05-02", "80021")
+WIDOW = _d("3000000022271", "F", "Gauthier", "Monique", "1947-10-09", "80021", nom_usage="Legrand")
+RECTIFIED = _d("3000000023272", "M", "Haddad", "Karim", "1987-02-11", "69383")
+EX_HUSBAND = _d("3000000024273", "M", "Marchand", "Sébastien", "1983-07-25", "49007")
+EX_WIFE = _d("3000000025274", "F", "Colin", "Aurélie", "1985-12-03", "57463", nom_usage="Marchand")
+# Aurélie COLIN after the divorce: her birth name only.
+EX_WIFE_DIVORCED = dataclasses.replace(EX_WIFE, nom_usage=None)
 # Julie ROUX's flat, her address until she married in N-1.
 BRIDE_FLAT = Address("6 rue Sainte", "13201")
+# The events of N-1 (month, day): Julie ROUX and Thomas GIRARD's wedding, Marcel
+# LEGRAND's death, the MARCHANDs' divorce.
+WEDDING = (6, 14)
+DEATH = (3, 17)
+DIVORCE = (10, 1)
 
 PERSONAS: tuple[Persona, ...] = (
     Persona(
@@ -82,7 +100,7 @@ PERSONAS: tuple[Persona, ...] = (
         "Sophie LEFEVRE",
         "Parent isolé (case T) : un enfant à charge exclusive, deux en résidence alternée.",
     ),
-    Persona("deficit", DEFICIT.spi, "Julien MOREAU", "Déficit foncier : indDeficit à 1."),
+    Persona("deficit", DEFICIT.spi, "Julien MOREAU", 'Déficit foncier : indDeficit à "1".'),
     Persona(
         "no-n-1",
         NO_N1.spi,
@@ -93,7 +111,8 @@ PERSONAS: tuple[Persona, ...] = (
         "marriage-1",
         BRIDE.spi,
         "Julie ROUX",
-        "Mariée en N-1 : rang 1 célibataire, rang 2 le couple.",
+        "Mariée le 14 juin N-1 : rang 1 célibataire jusqu'au 13 juin, rang 2 le couple "
+        "à partir du 14 (dateDebutPeriode, dateFinPeriode).",
     ),
     Persona(
         "marriage-2",
@@ -180,7 +199,47 @@ PERSONAS: tuple[Persona, ...] = (
         "La citoyenne de test de la fédération, divorcée, une part ; "
         "un remboursement sur son avis.",
     ),
+    Persona(
+        "deceased",
+        DECEASED.spi,
+        "Marcel LEGRAND",
+        "Décédé le 17 mars N-1 : en N-1, la seule situation du couple, du 1er janvier "
+        "au 17 mars, avec dateDecesdec1.",
+    ),
+    Persona(
+        "widow",
+        WIDOW.spi,
+        "Monique GAUTHIER ép. LEGRAND",
+        "Veuve en N-1 : rang 1 le couple jusqu'au décès de son mari (dateDecesdec1), "
+        "rang 2 elle seule (V, deux parts l'année du décès) du 18 mars au 31 décembre.",
+    ),
+    Persona(
+        "rectified",
+        RECTIFIED.spi,
+        "Karim HADDAD",
+        "Deux avis en N-1 : rang 1 l'avis initial (typeAvis 1), rang 2 l'avis "
+        "rectificatif (typeAvis 2) après des revenus oubliés ; la dernière situation est "
+        "le rectificatif.",
+    ),
+    Persona(
+        "divorce-1",
+        EX_HUSBAND.spi,
+        "Sébastien MARCHAND",
+        "Divorcé le 1er octobre N-1 : rang 1 le couple jusqu'au 30 septembre, rang 2 lui "
+        "seul (D, un enfant en résidence alternée, parent isolé).",
+    ),
+    Persona(
+        "divorce-2",
+        EX_WIFE.spi,
+        "Aurélie COLIN",
+        "Son ex-épouse : rang 1 le même couple (nom d'usage MARCHAND), rang 2 elle seule, "
+        "sans nom d'usage.",
+    ),
 )
+
+# Personas added after the first table: their premises are numbered after the others', so
+# those keep their invariants.
+LATER_PERSONA_SPIS = frozenset(d.spi for d in (DECEASED, WIDOW, RECTIFIED, EX_HUSBAND, EX_WIFE))
 
 PERSONA_SPIS = frozenset(p.spi for p in PERSONAS)
 
@@ -346,6 +405,8 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
             )
         if k == 1:
             # Married during the year: each spouse's situation until the wedding, then the couple's.
+            wedding = dt.date(annrev, *WEDDING)
+            before: dict[str, Any] = {"fin": wedding - dt.timedelta(days=1)}
             out += [
                 (
                     annrev,
@@ -357,6 +418,7 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
                         BRIDE_FLAT.commune_cog,
                         14_000,
                         option_impot_separe=True,
+                        **before,
                     ),
                 ),
                 (
@@ -369,6 +431,7 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
                         "06088",
                         16_500,
                         option_impot_separe=True,
+                        **before,
                     ),
                 ),
                 (
@@ -380,6 +443,7 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
                         "M",
                         Address("10 rue de France", "06088"),
                         salaires=(18_000, 20_500),
+                        debut=wedding,
                     ),
                 ),
             ]
@@ -392,7 +456,92 @@ def situations(reference_year: int) -> list[tuple[int, int, Situation]]:
                 ),
                 (annrev, 1, _single("PER-GIRARD", GROOM, "10 rue de France", "06088", g(36_000))),
             ]
+        out += _events(annrev, k, g)
     return out
+
+
+_LEGRAND = Address("12 rue des Jacobins", "80021")
+_MARCHAND = Address("22 boulevard Foch", "49007")
+
+
+def _events(annrev: int, k: int, g: Callable[[int], int]) -> list[tuple[int, int, Situation]]:
+    """The personas whose N-1 has two situations: a death, a rectifying notice, a divorce;
+    N-2 and N-3 have one, for the whole year."""
+    couple = Situation(
+        "PER-LEGRAND", (DECEASED, WIDOW), "M", _LEGRAND, pensions=(g(24_000), g(14_000))
+    )
+    haddad = _single("PER-HADDAD", RECTIFIED, "8 rue Paul Bert", "69383", g(36_000))
+    marchand = Situation(
+        "PER-MARCHAND",
+        (EX_HUSBAND, EX_WIFE),
+        "M",
+        _MARCHAND,
+        pac=Pac(F=1),
+        salaires=(g(38_000), g(30_000)),
+    )
+    if k != 1:
+        return [(annrev, 1, couple), (annrev, 1, haddad), (annrev, 1, marchand)]
+    death = dt.date(annrev, *DEATH)
+    divorce = dt.date(annrev, *DIVORCE)
+    # The rectifying notice adds what the initial one missed: interest and rents. What
+    # withholding took stays taken; the supplement is still to pay.
+    initial_tax = int(haddad.record(annrev)["montTotIr"])
+    rectified = dataclasses.replace(
+        haddad,
+        rcm=2_400,
+        fonc=4_800,
+        type_avis=2,
+        etabli=dt.date(annrev + 1, 11, 14),
+        withheld=initial_tax,
+        paid=False,
+    )
+    after_divorce: dict[str, Any] = {
+        "sit_fam": "D",
+        "pac": Pac(H=1),
+        "parent_isole": True,
+        "debut": divorce,
+    }
+    return [
+        (
+            annrev,
+            1,
+            dataclasses.replace(couple, pensions=(5_000, 2_900), fin=death, deces=(death, None)),
+        ),
+        (
+            annrev,
+            2,
+            Situation(
+                "PER-LEGRAND-V",
+                (WIDOW,),
+                "V",
+                _LEGRAND,
+                pensions=(17_100,),  # her pension and, from the death, a reversion pension
+                debut=death + dt.timedelta(days=1),
+                survivant=True,
+            ),
+        ),
+        (annrev, 1, haddad),
+        (annrev, 2, rectified),
+        (
+            annrev,
+            1,
+            dataclasses.replace(
+                marchand, salaires=(28_500, 22_500), fin=divorce - dt.timedelta(days=1)
+            ),
+        ),
+        (
+            annrev,
+            2,
+            _single("PER-MARCHAND-S", EX_HUSBAND, _MARCHAND.voie, "49007", 9_500, **after_divorce),
+        ),
+        (
+            annrev,
+            2,
+            _single(
+                "PER-COLIN", EX_WIFE_DIVORCED, "3 rue Toussaint", "49007", 7_500, **after_divorce
+            ),
+        ),
+    ]
 
 
 def declarants() -> list[tuple[Declarant, Address]]:

@@ -159,7 +159,9 @@ class _Housing:
         by_spi = {d.spi: address for d, address in personas.declarants()}
         people = {d.spi: d for d, _address in personas.declarants()}
         garnier = [personas.FULL_1.spi, personas.FULL_2.spi]
-        for rank, (spi, address) in enumerate(sorted(by_spi.items())):
+        # Ranks number the premises: the personas added later come after the others.
+        ranked = sorted(by_spi.items(), key=lambda i: (i[0] in personas.LATER_PERSONA_SPIS, i[0]))
+        for rank, (spi, address) in enumerate(ranked):
             if spi == personas.NO_TAX.spi or spi in garnier[1:]:
                 continue
             if spi == personas.BRIDE.spi:

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from guichet.apis.impot_particulier.schemas import NULLABLE, PAC, Schema
 from guichet.gateway.context import CallContext
 from guichet.gateway.policy import HabilitationPolicy
 from guichet.habilitation.models import Environment, HabilitationStatus
@@ -73,3 +74,58 @@ def request(
             "path_params": path_params or {},
         }
     )
+
+
+# --- the provider's schemas: what an answer may carry -----------------------------------
+
+# Scalar properties of the provider's schemas that are JSON integers, or numbers; every
+# other scalar property is a string [provider's OpenAPI, ``components.schemas``].
+INTEGER_PROPERTIES = frozenset(
+    {
+        "annRevenu",
+        "rfr",
+        "pensAlPer",
+        "revenuBrutGlobal",
+        "mntRevbareme",
+        "impAvImput",
+        "montTotIr",
+        "revImposable",
+        "typeAvis",
+        "numLigne",
+        *PAC.properties,
+    }
+)
+NUMBER_PROPERTIES = frozenset({"nbPart"})
+# Properties that are objects; the other nested ones are arrays of objects.
+OBJECT_PROPERTIES = frozenset(
+    {"pac", "dateNaisDec1", "dateNaisDec2", "aftDetail", "sitParDeclaree", "rev"}
+)
+
+
+def assert_conforms(body: Any, schema: Schema, *, top: bool = True, where: str = "") -> None:
+    """``body`` has only ``schema``'s properties, each of the provider's JSON type, and a
+    ``null`` only for a ``NULLABLE`` property of the top level."""
+    where = where or schema.name
+    assert isinstance(body, dict), f"{where}: {body!r} is not an object"
+    extra = set(body) - set(schema.properties)
+    assert not extra, f"{where}: properties the provider does not define: {sorted(extra)}"
+    for name, value in body.items():
+        at = f"{where}.{name}"
+        if value is None:
+            assert top, f"{at}: null below the top level"
+            assert name in NULLABLE, f"{at}: null"
+            continue
+        sub = schema.nested.get(name)
+        if sub is not None and name in OBJECT_PROPERTIES:
+            assert isinstance(value, dict), f"{at}: {value!r} is not an object"
+            assert_conforms(value, sub, top=False, where=at)
+        elif sub is not None:  # an array of objects
+            assert isinstance(value, list), f"{at}: {value!r} is not an array"
+            for item in value:
+                assert_conforms(item, sub, top=False, where=at)
+        elif name in INTEGER_PROPERTIES:
+            assert type(value) is int, f"{at}: {value!r} is not an integer"
+        elif name in NUMBER_PROPERTIES:
+            assert type(value) in (int, float), f"{at}: {value!r} is not a number"
+        else:
+            assert isinstance(value, str), f"{at}: {value!r} is not a string"

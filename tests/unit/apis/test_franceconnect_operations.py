@@ -19,11 +19,13 @@ from guichet.apis.impot_particulier.franceconnect import (
     FederationScopeNotGranted,
     persons_of_pivot,
 )
-from guichet.apis.impot_particulier.os_contract import os7_body, os_body
+from guichet.apis.impot_particulier.os_contract import OS4_DECLARANTS, os7_body, os_body
 from guichet.catalog.products import (
     IMPOT_PARTICULIER,
+    IR_DERNIERE_MEDIA_TYPE,
     IR_FIELD_SCOPES,
     IR_MEDIA_TYPE,
+    IR_MULTIPLE_MEDIA_TYPE,
     OFFERS_OF_SERVICE,
 )
 from guichet.errors import (
@@ -143,14 +145,53 @@ def test_the_citizen_of_the_token_gets_the_granted_fields(setup: Setup) -> None:
 
 def test_the_other_resources_answer_as_in_spi_mode(setup: Setup) -> None:
     token = setup.token()
-    multiple = setup.call("ir_assiettes_multiple_fc", token, annrev=N - 1).body
-    assert isinstance(multiple, list)
-    assert {IR_FIELD_SCOPES[f] for f in multiple[0]} == {"dgfip_rfr", "dgfip_nbpart"}
-    derniere = setup.call("ir_derniere_situation_fc", token, annrev=N - 1).body
-    assert derniere == multiple[-1]
+    multiple = setup.call("ir_assiettes_multiple_fc", token, annrev=N - 1)
+    assert multiple.media_type == IR_MULTIPLE_MEDIA_TYPE
+    situations = multiple.body["situationsIR"]
+    assert {IR_FIELD_SCOPES[f] for f in situations[0]} == {"dgfip_rfr", "dgfip_nbpart"}
+    derniere = setup.call("ir_derniere_situation_fc", token, annrev=N - 1)
+    assert derniere.media_type == IR_DERNIERE_MEDIA_TYPE
+    assert derniere.body == {"annRevenu": N - 1, **situations[-1]}
     # deuxans: only the years the citizen consented to (N-1), not all the habilitation's.
-    deuxans = setup.call("ir_derniere_situation_deuxans_fc", token).body
-    assert [y["annrev"] for y in deuxans] == [N - 1]
+    deuxans = setup.call("ir_derniere_situation_deuxans_fc", token)
+    assert deuxans.media_type == IR_DERNIERE_MEDIA_TYPE
+    assert deuxans.body == derniere.body
+
+
+def test_the_franceconnect_twins_answer_exactly_as_in_spi_mode(federation: Federation) -> None:
+    """Same person, same scopes, same year: the same body and media type in both modes."""
+    scopes = (
+        "dgfip_rfr",
+        "dgfip_nbpart",
+        "dgfip_sitfam",
+        "dgfip_decl",
+        "dgfip_pac",
+        "dgfip_aft",
+        "dgfip_rns",
+        "dgfip_ir_facture",
+        "dgfip_ifi",
+        "dgfip_locaux_th",
+        "dgfip_adresse_th",
+        "dgfip_redevables_th",
+    )
+    years = "dgfip_annee_n_moins_1 dgfip_annee_n_moins_2"
+    consent = f"{IDENTITY} {' '.join(scopes)} {years}"
+    both = Setup(
+        federation, data_scopes=scopes, access_modes=("franceconnect", "spi"), sp_scopes=consent
+    )
+    token = both.token(personas.FULL_1.spi, consent)
+    twins = [
+        o.name.removesuffix("_fc") for o in IMPOT_PARTICULIER.operations if o.name.endswith("_fc")
+    ]
+    assert len(twins) == 7
+    for stem in twins:
+        path: dict[str, Any] = {} if stem.endswith("deuxans") else {"annrev": N - 1}
+        fc = both.call(f"{stem}_fc", token, **path)
+        fc_scopes = both.last_ctx.data_scopes_returned
+        spi = both.call(f"{stem}_spi", None, spi=personas.FULL_1.spi, **path)
+        assert fc.body == spi.body, stem
+        assert fc.media_type == spi.media_type, stem
+        assert fc_scopes == both.last_ctx.data_scopes_returned, stem
 
 
 def test_a_scope_the_federation_cannot_carry_is_neither_required_nor_served(
@@ -320,9 +361,11 @@ def test_os1_to_os9_answer_in_the_conventions_shape(os_setup: Setup) -> None:
     }
     assert all(body[3]["rev"].values())  # empty categories are omitted
     assert set(body[4]) == {
-        "sitFam", "pac", "nmNaiDecl", "nmUsaDecl", "prnmDecl",
-        "nmNaiDecl2", "nmUsaDecl2", "prnmDecl2", "sitParIso",
+        "sitFam", "pac", "nmNaiDec1", "nmUsaDec1", "prnmDec1",
+        "nmNaiDec2", "nmUsaDec2", "prnmDec2", "sitParIso",
     }  # fmt: skip
+    assert (body[4]["nmNaiDec1"], body[4]["nmUsaDec2"]) == ("GARNIER", "GARNIER")
+    assert body[4]["nmUsaDec1"] is None  # "ou « null »": he has no usage name
     assert set(body[4]["pac"]) == {
         "nbPac",
         "nbPacF",
@@ -335,6 +378,8 @@ def test_os1_to_os9_answer_in_the_conventions_shape(os_setup: Setup) -> None:
     assert set(body[5]) == {"pensAlPer"}
     assert isinstance(body[5]["pensAlPer"], int)
     assert body[6]["indDeficit"] in (0, 1)
+    assert type(body[6]["indDeficit"]) is int  # the convention's integer, not the string
+    assert type(body[1]["rfr"]) is int
     assert set(body[8]) == {"revenuBrutGlobal"}
     assert set(body[9]) == {"rev"}
     assert set(body[9]["rev"]) <= {"div"}
@@ -356,19 +401,21 @@ def test_an_os_not_habilitated_is_a_403(setup: Setup) -> None:
 
 
 def test_os_shapes_follow_the_null_and_omission_rules() -> None:
+    """``null`` only where the convention says "ou null"; 0 for a count or an amount it does
+    not allow to be null; any other missing value omitted."""
     every = frozenset(s for o in OFFERS_OF_SERVICE for s in o.data_scopes)
-    assert os_body(1, {}, every) == {"rfr": None, "nbPart": None}
+    assert os_body(1, {}, every) == {"rfr": None}  # nbPart: "Nombre décimal", never null
     assert os_body(1, {"rfr": 1}, frozenset({"dgfip_rfr"})) == {"rfr": 1}
+    assert os_body(1, {"rfr": 1, "nbPart": 1.5}, every) == {"rfr": 1, "nbPart": 1.5}
     record = {
         "aft": "5 RUE CINQ 75005 PARIS",
         "aftDetail": {"voie": "5 RUE CINQ", "getcodePostal": "75005 PARIS", "getcommune": "PARIS"},
     }
-    assert os_body(2, record, every)["aftDetail"] == {
-        "complementAdresse": None,
-        "voie": "5 RUE CINQ",
-        "codePostal": "75005 PARIS",
-        "commune": "PARIS",
+    assert os_body(2, record, every) == {
+        "aft": "5 RUE CINQ 75005 PARIS",
+        "aftDetail": {"voie": "5 RUE CINQ", "codePostal": "75005 PARIS", "commune": "PARIS"},
     }
+    assert os_body(2, {}, every) == {}
     rcm, chges, div = (
         [{"code": "2DC", "valeur": "10"}],
         [{"code": "6DE", "valeur": "1"}],
@@ -385,16 +432,22 @@ def test_os_shapes_follow_the_null_and_omission_rules() -> None:
     assert four["pac"] == {"nbPac": 2, "nbPacF": 2} | dict.fromkeys(
         ("nbPacH", "nbPacR", "nbPacJ", "nbPacN", "nbPacP"), 0
     )
-    assert four["nmNaiDecl"] == "X"
-    assert four["nmNaiDecl2"] is None
+    assert four["nmNaiDec1"] == "X"
+    assert four["nmNaiDec2"] is None
     assert four["sitParIso"] is None
     assert os_body(4, {"sitFam": "M"}, frozenset({"dgfip_pac"})) == {
         "pac": dict.fromkeys(four["pac"], 0)
     }
     assert os_body(5, {}, every) == {"pensAlPer": 0}
-    assert os_body(6, {"indDeficit": 1}, every) == {"indDeficit": 1}
+    assert os_body(6, {"indDeficit": "1"}, every) == {"indDeficit": 1}
+    assert os_body(6, {"indDeficit": "0"}, every) == {"indDeficit": 0}
+    assert os_body(6, {}, every) == {"indDeficit": 0}
     assert os_body(8, {}, every) == {"revenuBrutGlobal": None}
     assert os_body(8, {"revenuBrutGlobal": 5}, frozenset()) == {}
+    nullable = {"rfr", "sitFam", "sitParIso", "revenuBrutGlobal", *OS4_DECLARANTS}
+    for number in (1, 2, 3, 4, 5, 6, 8, 9):
+        body = os_body(number, {}, every)
+        assert {k for k, v in body.items() if v is None} <= nullable, number
 
 
 def test_os7_needs_exactly_one_principal_residence() -> None:

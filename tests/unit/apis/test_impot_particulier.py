@@ -1,4 +1,5 @@
-"""API Impôt Particulier by SPI: parse, authorize and fetch of the four IR resources."""
+"""API Impôt Particulier by SPI: parse, authorize and fetch of the four IR resources, each in
+the provider's envelope, schema and media type."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.apis.impot_particulier import build_operations
-from guichet.catalog.products import IMPOT_PARTICULIER, IR_MEDIA_TYPE
+from guichet.apis.impot_particulier.schemas import IR_ASSIETTES, IR_MILLESIME, IR_MULTI
+from guichet.catalog.products import (
+    IMPOT_PARTICULIER,
+    IR_DERNIERE_MEDIA_TYPE,
+    IR_MEDIA_TYPE,
+    IR_MULTIPLE_MEDIA_TYPE,
+)
 from guichet.clock import FrozenClock
 from guichet.errors import (
     AccessModeNotGranted,
@@ -24,7 +31,7 @@ from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, Operation
 from guichet.habilitation.models import Environment
 from guichet.sandbox import personas
 from guichet.sandbox.population import seed
-from tests.unit.apis.support import context, habilitation, request
+from tests.unit.apis.support import assert_conforms, context, habilitation, request
 
 N = 2026
 FALLBACK = "dgfip_annee_n_moins_2_si_indispo_n_moins_1"
@@ -83,10 +90,29 @@ def test_assiettes_returns_only_the_granted_fields(
     )
     response = call(ops["ir_assiettes_spi"], ctx, personas.FULL_1.spi, N - 1)
     assert response.media_type == IR_MEDIA_TYPE
-    assert set(response.body) == {"rfr", "nbPart", "sitPart", "sitParDeclaree", "rev"}
+    # sitPart and sitParDeclaree belong to dgfip_nbpart; sitPart is omitted when none.
+    assert {"rfr", "nbPart", "sitParDeclaree", "rev"} <= set(response.body)
+    assert set(response.body) <= {"rfr", "nbPart", "sitPart", "sitParDeclaree", "rev"}
     assert set(response.body["rev"]) == {"div"}
+    assert_conforms(response.body, IR_ASSIETTES)
     assert ctx.data_scopes_returned == ["dgfip_nbpart", "dgfip_rev_monde", "dgfip_rfr"]
     assert ctx.subject_spi == personas.FULL_1.spi
+
+
+def test_assiettes_is_the_providers_schema_not_the_stored_record(
+    ops: dict[str, OperationHandler], clock: FrozenClock
+) -> None:
+    """The declarants' SPIs and the situation's period are Multi-only properties: granted,
+    they still stay out of ``SituationsIRAssiettesJAXBbean``; no ``annRevenu`` either."""
+    hab = habilitation(data_scopes={"dgfip_decl", "dgfip_sitfam", "dgfip_inddeficit"})
+    body = call(
+        ops["ir_assiettes_spi"], context(clock.now(), hab), personas.COUPLE_1.spi, N - 1
+    ).body
+    assert_conforms(body, IR_ASSIETTES)
+    assert body["nmNaiDec1"] == "BERNARD"
+    assert body["sitFam"] == "M"
+    assert body["indDeficit"] in ("0", "1")  # the provider's string
+    assert not {"spiDec1", "spiDec2", "dateDebutPeriode", "typeAvis", "annRevenu"} & set(body)
 
 
 def test_both_declarants_find_the_same_household(
@@ -206,42 +232,98 @@ def test_several_situations_in_one_year(
     ).body
     every = call(
         ops["ir_assiettes_multiple_spi"], context(clock.now(), hab), personas.BRIDE.spi, N - 1
-    ).body
+    )
     latest = call(
         ops["ir_derniere_situation_spi"], context(clock.now(), hab), personas.BRIDE.spi, N - 1
-    ).body
+    )
     assert primary["sitFam"] == "C"
-    assert latest["sitFam"] == "M"
-    assert [s["sitFam"] for s in every] == ["C", "M"]
-    assert every[0] == primary
-    assert every[1] == latest
+    assert latest.body["sitFam"] == "M"
+    # The provider's envelope, in rang order, each item a SituationIRAssietteMultiJAXBbean.
+    assert every.media_type == IR_MULTIPLE_MEDIA_TYPE
+    assert list(every.body) == ["situationsIR"]
+    situations = every.body["situationsIR"]
+    assert [s["sitFam"] for s in situations] == ["C", "M"]
+    for situation in situations:
+        assert_conforms(situation, IR_MULTI)
+    # Her own situation until the wedding, the couple's from it to 31 December.
+    assert situations[0]["dateDebutPeriode"] == f"{N - 1}-01-01"
+    assert situations[1]["dateFinPeriode"] == f"{N - 1}-12-31"
+    assert situations[0]["dateFinPeriode"] < situations[1]["dateDebutPeriode"]
+    multi_only = {"dateDebutPeriode", "dateFinPeriode", "typeAvis"}
+    assert {k: v for k, v in situations[0].items() if k not in multi_only} == primary
+    # The latest situation as SituationsIRAssiettesMillesimeJAXBbean: its year, no period.
+    assert latest.media_type == IR_DERNIERE_MEDIA_TYPE
+    assert_conforms(latest.body, IR_MILLESIME)
+    assert latest.body["annRevenu"] == N - 1
+    assert {k: v for k, v in situations[1].items() if k not in multi_only} == {
+        k: v for k, v in latest.body.items() if k != "annRevenu"
+    }
     single = call(
         ops["ir_assiettes_multiple_spi"], context(clock.now(), hab), personas.SINGLE.spi, N - 1
     ).body
-    assert len(single) == 1
+    assert len(single["situationsIR"]) == 1
 
 
-def test_deuxans(ops: dict[str, OperationHandler], clock: FrozenClock) -> None:
+def test_multiple_carries_the_declarants_spis_under_dgfip_decl(
+    ops: dict[str, OperationHandler], clock: FrozenClock
+) -> None:
+    op = ops["ir_assiettes_multiple_spi"]
+    decl = context(clock.now(), habilitation(data_scopes={"dgfip_decl"}))
+    [couple] = call(op, decl, personas.COUPLE_2.spi, N - 1).body["situationsIR"]
+    assert (couple["spiDec1"], couple["spiDec2"]) == (personas.COUPLE_1.spi, personas.COUPLE_2.spi)
+    [single] = call(op, decl, personas.SINGLE.spi, N - 1).body["situationsIR"]
+    assert single["spiDec1"] == personas.SINGLE.spi
+    assert "spiDec2" not in single  # omitted, not null
+    assert "nmNaiDec2" not in single
+    rfr_only = context(clock.now(), habilitation(data_scopes={"dgfip_rfr"}))
+    [couple] = call(op, rfr_only, personas.COUPLE_1.spi, N - 1).body["situationsIR"]
+    assert set(couple) == {"rfr"}
+    assert rfr_only.data_scopes_returned == ["dgfip_rfr"]
+
+
+def test_deuxans_is_one_situation(ops: dict[str, OperationHandler], clock: FrozenClock) -> None:
+    """The latest situation of the most recent of the two most recent granted years that
+    has one, as one SituationsIRAssiettesMillesimeJAXBbean."""
     hab = habilitation(data_scopes={"dgfip_sitfam"})
     op = ops["ir_derniere_situation_deuxans_spi"]
-    body = call(op, context(clock.now(), hab), personas.BRIDE.spi).body
-    assert [(b["annrev"], b["situation"]["sitFam"]) for b in body] == [(N - 1, "M"), (N - 2, "C")]
-    # N-1 missing: only N-2 is left of the two most recent granted years…
-    body = call(op, context(clock.now(), hab), personas.NO_N1.spi).body
-    assert [b["annrev"] for b in body] == [N - 2]
-    # …unless only N-2 and N-3 are granted.
+
+    def year_and_sitfam(ctx: CallContext, spi: str) -> tuple[int, str]:
+        response = call(op, ctx, spi)
+        assert response.media_type == IR_DERNIERE_MEDIA_TYPE
+        assert_conforms(response.body, IR_MILLESIME)
+        return response.body["annRevenu"], response.body["sitFam"]
+
+    # N-1, the couple's situation (rang 2) after the wedding.
+    assert year_and_sitfam(context(clock.now(), hab), personas.BRIDE.spi) == (N - 1, "M")
+    # N-1 missing: N-2, the most recent of the two most recent granted years…
+    assert year_and_sitfam(context(clock.now(), hab), personas.NO_N1.spi)[0] == N - 2
+    # …and so when only N-2 and N-3 are granted.
     older = habilitation(
         data_scopes={"dgfip_sitfam"}, year_scopes={"dgfip_annee_n_moins_2", "dgfip_annee_n_moins_3"}
     )
-    body = call(op, context(clock.now(), older), personas.NO_N1.spi).body
-    assert [b["annrev"] for b in body] == [N - 2, N - 3]
+    assert year_and_sitfam(context(clock.now(), older), personas.BRIDE.spi) == (N - 2, "C")
     fallback_only = habilitation(data_scopes={"dgfip_sitfam"}, year_scopes={FALLBACK})
-    assert [
-        b["annrev"] for b in call(op, context(clock.now(), fallback_only), personas.NO_N1.spi).body
-    ] == [N - 2]
+    assert year_and_sitfam(context(clock.now(), fallback_only), personas.NO_N1.spi)[0] == N - 2
     with pytest.raises(NotFound):
         call(op, context(clock.now(), fallback_only), personas.SINGLE.spi)
     with pytest.raises(YearNotGranted):
         call(op, context(clock.now(), habilitation(year_scopes=())), personas.SINGLE.spi)
     with pytest.raises(NotFound):
         call(op, context(clock.now(), hab), personas.NO_TAX.spi)
+    # annRevenu is not a data field: it comes with the situation whatever the scopes.
+    rfr_only = context(clock.now(), habilitation(data_scopes={"dgfip_rfr"}))
+    body = call(op, rfr_only, personas.SINGLE.spi).body
+    assert set(body) == {"annRevenu", "rfr"}
+    assert rfr_only.data_scopes_returned == ["dgfip_rfr"]
+
+
+def test_every_operation_answers_its_catalogued_media_type(
+    ops: dict[str, OperationHandler], clock: FrozenClock
+) -> None:
+    for operation in IMPOT_PARTICULIER.operations:
+        if operation.access_mode != "spi" or operation.name == "lep_spi":
+            continue
+        hab = habilitation(data_scopes={"dgfip_rfr", "dgfip_ifi", "dgfip_locaux_th"})
+        annrev = None if "deuxans" in operation.name else N - 1
+        response = call(ops[operation.name], context(clock.now(), hab), personas.FULL_1.spi, annrev)
+        assert response.media_type == operation.media_type, operation.name

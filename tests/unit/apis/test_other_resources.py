@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.apis.impot_particulier import build_operations
 from guichet.apis.impot_particulier.lep import CEILINGS, Ceiling, Zone, ceiling, is_eligible
+from guichet.apis.impot_particulier.schemas import FACTURE_LINE, IR_FACTURES, SITUATION_TH
 from guichet.catalog.products import (
     FACTURE_MEDIA_TYPE,
     IFI_MEDIA_TYPE,
@@ -25,9 +26,11 @@ from guichet.errors import (
     AccessModeNotGranted,
     BadRequest,
     DataScopeNotGranted,
+    NoSituationForYear,
     NotFound,
     ParameterInvalid,
     SpiInvalid,
+    SpiUnknown,
     YearNotGranted,
 )
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
@@ -35,11 +38,12 @@ from guichet.habilitation.models import Environment
 from guichet.records.importer import import_impot_particulier
 from guichet.sandbox import personas
 from guichet.sandbox.population import seed
-from tests.unit.apis.support import context, habilitation, request
+from tests.unit.apis.support import assert_conforms, context, habilitation, request
 
 N = 2026
 FALLBACK = "dgfip_annee_n_moins_2_si_indispo_n_moins_1"
 LEP = "dgfip_eligibilite_lep"
+UNKNOWN_SPI = "3000000020269"  # a valid SPI the sandbox does not hold
 
 
 @pytest.fixture
@@ -82,6 +86,8 @@ def test_the_bill_is_the_primary_situation_plus_its_notice(
     assert lines["SOLDE"]["colonne3"] == f"{N}-09-15"  # date limite de paiement
     assert lines["PAYE"]["colonne1"] == "0"
     assert lines["RESTE"]["colonne1"] == lines["SOLDE"]["colonne1"]
+    assert_conforms(result.body, IR_FACTURES)
+    assert set(lines["SOLDE"]) <= set(FACTURE_LINE.properties)
     assert ctx.subject_spi == personas.COUPLE_1.spi
     assert ctx.data_scopes_returned == ["dgfip_ir_facture", "dgfip_rfr"]
     # The spouse's SPI finds the same notice; N-2 was paid.
@@ -104,10 +110,13 @@ def test_a_refund_shows_as_a_sum_to_give_back(
 def test_without_the_bill_scope_the_notice_is_absent(
     ops: dict[str, OperationHandler], clock: FrozenClock
 ) -> None:
-    ctx = ctx_with(clock, "dgfip_rfr", "dgfip_nbpart")
+    ctx = ctx_with(clock, "dgfip_rfr", "dgfip_nbpart", "dgfip_decl", "dgfip_sitfam")
     body = call(ops["ir_factures_spi"], ctx, spi=personas.SINGLE.spi, annrev=N - 1).body
-    assert set(body) == {"rfr", "nbPart", "sitPart", "sitParDeclaree"}  # IR_FIELD_SCOPES
-    assert ctx.data_scopes_returned == ["dgfip_nbpart", "dgfip_rfr"]
+    # IR_FIELD_SCOPES, within SituationsIRAssiettesFacturesJAXBbean: no SPI, no period.
+    assert {"rfr", "nbPart", "sitParDeclaree", "sitFam", "nmNaiDec1"} <= set(body)
+    assert not {"facture", "spiDec1", "dateDebutPeriode", "typeAvis", "annRevenu"} & set(body)
+    assert_conforms(body, IR_FACTURES)
+    assert ctx.data_scopes_returned == ["dgfip_decl", "dgfip_nbpart", "dgfip_rfr", "dgfip_sitfam"]
 
 
 def test_a_bill_needs_a_situation(ops: dict[str, OperationHandler], clock: FrozenClock) -> None:
@@ -122,26 +131,44 @@ def test_a_bill_needs_a_situation(ops: dict[str, OperationHandler], clock: Froze
 
 
 def test_an_ifi_liable_household(ops: dict[str, OperationHandler], clock: FrozenClock) -> None:
-    ctx = ctx_with(clock, "dgfip_ifi", "dgfip_ifi_montants")
+    ctx = ctx_with(clock, "dgfip_ifi", "dgfip_rfr")
     result = call(ops["ifi_assiettes_spi"], ctx, spi=personas.FULL_2.spi, annrev=N - 1)
     assert result.media_type == IFI_MEDIA_TYPE
-    assert result.body == {
-        "indicateurIfiIsf": "O",
-        "patrimoineNetTaxable": personas.GARNIER_PATRIMOINE,
-        "montantIfi": 6_350,  # 0.5 % of 500 k€ + 0.7 % of 550 k€
-    }
-    assert ctx.data_scopes_returned == ["dgfip_ifi", "dgfip_ifi_montants"]
-    only_indicator = ctx_with(clock, "dgfip_ifi", "dgfip_rfr")
-    body = call(ops["ifi_assiettes_spi"], only_indicator, spi=personas.FULL_1.spi, annrev=N - 2)
+    assert result.body == {"indicateurIfiIsf": "O"}  # the provider's schema: nothing more
+    assert ctx.data_scopes_returned == ["dgfip_ifi"]
+    body = call(ops["ifi_assiettes_spi"], ctx, spi=personas.FULL_1.spi, annrev=N - 2)
     assert body.body == {"indicateurIfiIsf": "O"}
 
 
-def test_no_ifi_declaration_is_a_404(ops: dict[str, OperationHandler], clock: FrozenClock) -> None:
+def test_a_household_without_an_ifi_declaration_is_not_liable(
+    ops: dict[str, OperationHandler], clock: FrozenClock
+) -> None:
+    """An IR situation that year but no IFI declaration: "N"; no IR situation either: 404."""
     ctx = ctx_with(clock, "dgfip_ifi")
-    with pytest.raises(NotFound):
-        call(ops["ifi_assiettes_spi"], ctx, spi=personas.SINGLE.spi, annrev=N - 1)
-    assert ctx.subject_spi == personas.SINGLE.spi  # journaled about her all the same
-    assert not ctx.data_scopes_returned
+    body = call(ops["ifi_assiettes_spi"], ctx, spi=personas.SINGLE.spi, annrev=N - 1).body
+    assert body == {"indicateurIfiIsf": "N"}
+    assert ctx.data_scopes_returned == ["dgfip_ifi"]
+    for spi, annrev in ((personas.NO_TAX.spi, N - 1), (personas.NO_N1.spi, N - 1)):
+        ctx = ctx_with(clock, "dgfip_ifi")
+        with pytest.raises(NotFound):
+            call(ops["ifi_assiettes_spi"], ctx, spi=spi, annrev=annrev)
+        assert ctx.subject_spi == spi  # journaled about them all the same
+        assert not ctx.data_scopes_returned
+    assert call(ops["ifi_assiettes_spi"], ctx, spi=personas.NO_N1.spi, annrev=N - 2).body == {
+        "indicateurIfiIsf": "N"
+    }
+
+
+def test_ifi_spi_in_the_wrong_format_carries_codeapp_4001(
+    parsers: dict[str, OperationHandler],
+) -> None:
+    with pytest.raises(SpiInvalid) as caught:
+        parsers["ifi_assiettes_spi"].parse(request({"spi": "3000000014264", "annrev": "2025"}))
+    assert caught.value.codeapp == 4001
+    assert caught.value.field == "spi"
+    with pytest.raises(SpiInvalid) as other:  # the provider documents none for the others
+        parsers["ir_factures_spi"].parse(request({"spi": "3000000014264", "annrev": "2025"}))
+    assert other.value.codeapp is None
 
 
 def test_ifi_needs_an_ifi_scope(ops: dict[str, OperationHandler], clock: FrozenClock) -> None:
@@ -173,13 +200,14 @@ def test_the_principal_residence_with_its_address_and_payers(
         "dgfip_locaux_th",
         "dgfip_redevables_th",
     ]
+    assert_conforms(situation, SITUATION_TH)
 
 
 def test_th_fields_follow_the_scopes(ops: dict[str, OperationHandler], clock: FrozenClock) -> None:
     ctx = ctx_with(clock, "dgfip_adresse_th")
     body = call(ops["th_principale_spi"], ctx, spi=personas.DUBOIS.spi, annrev=N - 1).body
     [situation] = body["situationsTH"]
-    assert set(situation) == {
+    address = {
         "codeDsf",
         "codeCommune",
         "codeAft",
@@ -188,6 +216,9 @@ def test_th_fields_follow_the_scopes(ops: dict[str, OperationHandler], clock: Fr
         "libelleVoie",
         "libelleCommune",
     }
+    # Every value that exists; ``btq`` (bis, ter…) is omitted when the number has none.
+    assert address - {"btq"} <= set(situation) <= address
+    assert None not in situation.values()
     assert ctx.data_scopes_returned == ["dgfip_adresse_th"]
 
 
@@ -248,6 +279,9 @@ def test_the_fallback_year_only_when_n_minus_1_is_missing(
     ifi = ctx_with(clock, "dgfip_ifi", year_scopes=(FALLBACK,))
     with pytest.raises(YearNotGranted):  # the GARNIERs declared IFI in N-1
         call(ops["ifi_assiettes_spi"], ifi, spi=personas.FULL_1.spi, annrev=N - 2)
+    with pytest.raises(YearNotGranted):  # Lucie MARTIN's N-1 answer is "N": an answer
+        call(ops["ifi_assiettes_spi"], ifi, spi=personas.SINGLE.spi, annrev=N - 2)
+    assert call(ops["ifi_assiettes_spi"], ifi, spi=personas.NO_N1.spi, annrev=N - 2).body
 
 
 # --- LEP --------------------------------------------------------------------------------
@@ -280,15 +314,35 @@ def test_lep_eligibility_of_the_personas(
     assert lep(ops, ctx, personas.SINGLE.spi, departement="971").body == {"statut": "N"}
 
 
-def test_lep_without_a_situation_or_an_rfr_is_a_404(
+def test_lep_without_an_established_rfr_is_a_204(
+    ops: dict[str, OperationHandler], clock: FrozenClock
+) -> None:
+    """ "204 : Aucune réponse ne peut être apportée": her N-1 declaration is not processed
+    yet. Served without content, journaled about her, no data scope returned."""
+    ctx = ctx_with(clock, LEP)
+    result = lep(ops, ctx, personas.PENDING.spi)
+    assert result.status == 204
+    assert result.body is None
+    assert ctx.subject_spi == personas.PENDING.spi
+    assert ctx.data_scopes_returned == []
+    assert lep(ops, ctx, personas.PENDING.spi, annrev=N - 2).body == {"statut": "N"}
+
+
+def test_lep_without_a_situation_is_a_410_with_the_providers_codeapp(
     ops: dict[str, OperationHandler], clock: FrozenClock
 ) -> None:
     ctx = ctx_with(clock, LEP)
-    with pytest.raises(NotFound):
-        lep(ops, ctx, personas.NO_TAX.spi)
-    with pytest.raises(NotFound):  # her N-1 declaration is not processed yet
-        lep(ops, ctx, personas.PENDING.spi)
-    assert lep(ops, ctx, personas.PENDING.spi, annrev=N - 2).body == {"statut": "N"}
+    # 4101: the SPI is known, but has no situation that year.
+    for spi in (personas.NO_TAX.spi, personas.NO_N1.spi):
+        with pytest.raises(NoSituationForYear) as known:
+            lep(ops, ctx, spi)
+        assert (known.value.status, known.value.codeapp) == (410, 4101)
+    # 4102: the store knows no such SPI.
+    with pytest.raises(SpiUnknown) as unknown:
+        lep(ops, ctx, UNKNOWN_SPI)
+    assert (unknown.value.status, unknown.value.codeapp) == (410, 4102)
+    assert ctx.subject_spi == UNKNOWN_SPI
+    assert not ctx.data_scopes_returned
 
 
 def test_lep_uses_the_household_on_31_december(
@@ -310,20 +364,21 @@ def test_lep_rights(ops: dict[str, OperationHandler], clock: FrozenClock) -> Non
 
 
 @pytest.mark.parametrize(
-    ("path", "field"),
+    ("path", "field", "codeapp"),
     [
-        ({"departement": "20"}, "departement"),
-        ({"departement": "975"}, "departement"),
-        ({"departement": "7"}, "departement"),
-        ({"bareme": "26"}, "bareme"),
-        ({"bareme": str(N - 1)}, "annrev"),  # the barème must follow the revenue year
-        ({"bareme": str(N + 2)}, "annrev"),
-        ({"annrev": "abcd"}, "annrev"),
-        ({"spi": "3999999930263"}, "spi"),
+        ({"departement": "20"}, "departement", 4007),
+        ({"departement": "975"}, "departement", 4007),
+        ({"departement": "7"}, "departement", 4007),
+        ({"bareme": "26"}, "bareme", 4002),
+        ({"bareme": str(N - 1)}, "annrev", 4002),  # the barème must follow the revenue year
+        ({"bareme": str(N + 2)}, "annrev", 4002),
+        ({"annrev": "abcd"}, "annrev", 4002),
+        ({"spi": "3999999930263"}, "spi", 4001),
+        ({"spi": "abc", "departement": "7"}, "spi", 4001),  # the first fault found
     ],
 )
-def test_lep_bad_parameters_are_400s(
-    parsers: dict[str, OperationHandler], path: dict[str, str], field: str
+def test_lep_bad_parameters_are_400s_with_the_providers_codeapp(
+    parsers: dict[str, OperationHandler], path: dict[str, str], field: str, codeapp: int
 ) -> None:
     params = {
         "spi": personas.SINGLE.spi,
@@ -335,6 +390,7 @@ def test_lep_bad_parameters_are_400s(
     with pytest.raises(BadRequest) as caught:
         parsers["lep_spi"].parse(request(params))
     assert caught.value.field == field
+    assert caught.value.codeapp == codeapp
 
 
 def test_lep_ceilings() -> None:
@@ -422,3 +478,5 @@ def test_production_answers_from_the_imported_extract_only(
     assert lep(ops, prod, spi, departement="75").body == {"statut": "O"}
     with pytest.raises(NotFound):  # a sandbox persona is unknown there
         call(ops["ifi_assiettes_spi"], prod, spi=personas.FULL_1.spi, annrev=N - 1)
+    with pytest.raises(SpiUnknown):
+        lep(ops, prod, personas.FULL_1.spi)

@@ -41,7 +41,6 @@ SCOPES = (
     "dgfip_rfr",
     "dgfip_ir_facture",
     "dgfip_ifi",
-    "dgfip_ifi_montants",
     "dgfip_locaux_th",
     "dgfip_adresse_th",
     "dgfip_redevables_th",
@@ -95,13 +94,18 @@ def test_the_citizen_gets_their_principal_residence(setup: Setup) -> None:
 
 
 def test_ifi_of_the_citizen_and_its_404(setup: Setup) -> None:
-    # The federation's test citizen declares no IFI.
-    with pytest.raises(NotFound):
-        setup.call("ifi_assiettes_fc", setup.token(personas.DUBOIS.spi, CONSENT), annrev=N - 1)
+    # The federation's test citizen filed her income but declares no IFI: not liable.
+    token = setup.token(personas.DUBOIS.spi, CONSENT)
+    result = setup.call("ifi_assiettes_fc", token, annrev=N - 1)
+    assert result.media_type == IFI_MEDIA_TYPE
+    assert result.body == {"indicateurIfiIsf": "N"}
+    assert setup.last_ctx.data_scopes_returned == ["dgfip_ifi"]
     # Louis GARNIER does (the pivot finds him by his own identity).
     result = setup.call("ifi_assiettes_fc", setup.token(personas.FULL_1.spi, CONSENT), annrev=N - 1)
-    assert result.media_type == IFI_MEDIA_TYPE
-    assert result.body["indicateurIfiIsf"] == "O"
+    assert result.body == {"indicateurIfiIsf": "O"}
+    # Hugo FOURNIER has no IR situation in N-1 either: nothing to say.
+    with pytest.raises(NotFound):
+        setup.call("ifi_assiettes_fc", setup.token(personas.NO_N1.spi, CONSENT), annrev=N - 1)
 
 
 def test_only_what_the_citizen_consented_leaves(setup: Setup) -> None:

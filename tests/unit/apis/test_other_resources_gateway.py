@@ -120,4 +120,83 @@ def test_the_habilitations_data_scopes_still_decide(world: World) -> None:
         refused(world, r, 403, "data_scope_not_granted", spi=spi)
     # The bill answers with the IR fields the habilitation grants, without the notice.
     r = world.get(paths(world)["factures"][0], token=token, cert=partner.cert_pem)
-    assert set(r.json()) == {"rfr", "nbPart", "sitPart", "sitParDeclaree"}
+    assert {"rfr", "nbPart", "sitParDeclaree"} <= set(r.json())
+    assert set(r.json()) <= {"rfr", "nbPart", "sitPart", "sitParDeclaree"}
+
+
+def lep_path(world: World, spi: str, departement: str = "75") -> str:
+    n1 = world.year - 1
+    return (
+        f"/impotparticulier/1.0/spi/{spi}/lep/departement/{departement}/annrev/{n1}"
+        f"/bareme/{world.year}"
+    )
+
+
+def test_lep_no_answer_is_a_204_journaled_as_served(world: World) -> None:
+    """ "204 : Aucune réponse ne peut être apportée" (her RFR is not established yet): no
+    content, and the call journaled like any served one, with no data scope returned."""
+    partner = world.default
+    assert partner is not None
+    token = world.token(partner)
+    r = world.get(lep_path(world, personas.PENDING.spi), token=token, cert=partner.cert_pem)
+    assert r.status_code == 204
+    assert r.content == b""
+    assert "content-type" not in r.headers
+    assert "content-length" not in r.headers
+    assert r.headers["cache-control"] == "no-store"
+    assert "ratelimit" in r.headers  # counted against the quota like any served call
+    assert r.headers["x-correlation-id"]
+    record = world.record(r.headers["x-correlation-id"])
+    assert record["outcome"] == "ok"
+    assert record["http_status"] == 204
+    assert record["data_scopes"] == []
+    assert record["subject"] == world.master.pseudonym(personas.PENDING.spi)
+
+
+def test_lep_refusals_carry_the_providers_codeapp(world: World) -> None:
+    partner = world.default
+    assert partner is not None
+    token = world.token(partner)
+
+    def get(path: str, token: str = token) -> Any:
+        return world.get(path, token=token, cert=partner.cert_pem)
+
+    r = get(lep_path(world, personas.NO_TAX.spi))
+    refused(world, r, 410, "no_situation_for_year", spi=personas.NO_TAX.spi)
+    assert r.json()["codeapp"] == 4101
+    r = get(lep_path(world, "3000000020269"))
+    refused(world, r, 410, "spi_unknown", spi="3000000020269")
+    assert r.json()["codeapp"] == 4102
+    r = get(lep_path(world, personas.SINGLE.spi, departement="99"))
+    refused(world, r, 400, "parameter_invalid", spi=None)
+    assert r.json()["codeapp"] == 4007
+    r = get(lep_path(world, "3000000020268"))
+    refused(world, r, 400, "spi_invalid")
+    assert r.json()["codeapp"] == 4001
+    # Any 403 of the operation: the chain's (resource scope) and the operation's (data).
+    narrowed = world.token(partner, scope="RessourceIR")
+    r = get(lep_path(world, personas.SINGLE.spi), token=narrowed)
+    refused(world, r, 403, "scope_not_granted")
+    assert r.json()["codeapp"] == 4031
+    other = world.partner(data_scopes=("dgfip_rfr",))
+    r = world.get(
+        lep_path(world, personas.SINGLE.spi), token=world.token(other), cert=other.cert_pem
+    )
+    refused(world, r, 403, "data_scope_not_granted", spi=personas.SINGLE.spi)
+    assert r.json()["codeapp"] == 4031
+    # The other operations' problems carry none (the provider documents none for them).
+    r = get(paths(world)["ifi"][0].replace(personas.FULL_1.spi, "3000000014264"))
+    refused(world, r, 400, "spi_invalid")
+    assert r.json()["codeapp"] == 4001
+    r = get(paths(world)["factures"][0].replace(personas.COUPLE_1.spi, "3000000014264"))
+    refused(world, r, 400, "spi_invalid")
+    assert "codeapp" not in r.json()
+
+
+def test_ifi_of_a_household_without_a_declaration_is_n(world: World) -> None:
+    partner = world.default
+    assert partner is not None
+    path = paths(world)["ifi"][0].replace(personas.FULL_1.spi, personas.SINGLE.spi)
+    r = world.get(path, token=world.token(partner), cert=partner.cert_pem)
+    served(world, r, partner, spi=personas.SINGLE.spi)
+    assert r.json() == {"indicateurIfiIsf": "N"}

@@ -47,7 +47,7 @@ PERSONA = "3999999930262"  # the provider's shared test SPI, present in every se
 OTHER_PERSONA = "3000000001250"
 IR_MEDIA = "application/prs.dgfip.part.situations.ir.assiettes.v1+json"
 PROBLEM_MEMBERS = frozenset(
-    {"type", "title", "status", "detail", "code", "correlationId", "instance", "field"}
+    {"type", "title", "status", "detail", "code", "correlationId", "instance", "field", "codeapp"}
 )
 
 

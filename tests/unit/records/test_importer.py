@@ -26,14 +26,23 @@ RECORD: dict[str, Any] = {
     "nmNaiDec1": "LEROY",
     "dateNaisDec1": {"jour": "15", "mois": "01", "annee": "1985"},
     "aftDetail": {"voie": "30 RUE ORDENER", "getcodePostal": "75018 PARIS"},
-    "indDeficit": 0,
+    "sitParIso": None,
+    "indDeficit": "0",
     "rev": {"tspr": [{"code": "1AJ", "valeur": "34722"}]},
+    "sitParDeclaree": {"sitPartP": "0", "sitPartF": "0", "indNonSeul": "0"},
+    "indOptionImpotSepar": "0",
+    "dateDebutPeriode": "2025-01-01",
+    "dateFinPeriode": "2025-12-31",
+    "typeAvis": 1,
 }
 
 
 def _line(spi: str = SPI_A, annrev: Any = 2025, rang: int = 1, **record: Any) -> str:
+    body = RECORD | {"spiDec1": spi} | record
+    if isinstance(annrev, int) and annrev != 2025:
+        body |= {"dateDebutPeriode": f"{annrev}-01-01", "dateFinPeriode": f"{annrev}-12-31"}
     return json.dumps(
-        {"spi": spi, "annrev": annrev, "rang": rang, "foyer": f"F-{spi}", "record": RECORD | record}
+        {"spi": spi, "annrev": annrev, "rang": rang, "foyer": f"F-{spi}", "record": body}
     )
 
 
@@ -69,7 +78,7 @@ def test_a_good_file_loads_and_replaces_the_pairs_it_holds(
         (SPI_A, 2025, 1),
         (SPI_A, 2025, 2),
     ]
-    assert rows[1][3] == RECORD  # stored as sent: same fields, same types
+    assert rows[1][3] == RECORD | {"spiDec1": SPI_A}  # stored as sent: same fields, same types
     # A new extract for (SPI_A, 2025) replaces both of its situations; SPI_B stays.
     second = _write(tmp_path, _line(rfr=40_000))
     import_impot_particulier(session_factory, second)
@@ -86,9 +95,27 @@ def test_a_good_file_loads_and_replaces_the_pairs_it_holds(
         (_line(annrev=25), "annrev"),
         (_line(annrev="2025"), "annrev"),
         (_line(rfr="31250"), "record.rfr"),
+        (_line(rfr=-1), "record.rfr"),
         (_line(sitFam="X"), "record.sitFam"),
         (_line(inconnu=1), "record.inconnu"),
         (_line(dateNaisDec1={"jour": 15, "mois": "01", "annee": "1985"}), "dateNaisDec1.jour"),
+        # The provider's types: indicators are strings, sitParDeclaree its own members.
+        (_line(indDeficit=0), "record.indDeficit"),
+        (_line(indOptionImpotSepar=1), "record.indOptionImpotSepar"),
+        (_line(sitParDeclaree={"caseT": 1}), "record.sitParDeclaree.caseT"),
+        (_line(sitParDeclaree={"sitPartP": "2"}), "record.sitParDeclaree.sitPartP"),
+        (_line(typeAvis=3), "record.typeAvis"),
+        (_line(typeAvis="1"), "record.typeAvis"),
+        (_line(spiDec2="3999999930263"), "record.spiDec2: Value error, SPI invalide"),
+        (_line(dateDecesdec1="2025-02-30"), "record.dateDecesdec1: Value error, date inexistante"),
+        # A value that does not exist is omitted: null only for the four nullable fields.
+        (_line(nbPart=None), "record.nbPart: null refusé"),
+        (_line(nmUsaDec1=None), "record.nmUsaDec1: null refusé"),
+        (_line(aftDetail={"complementAdresse": None}), "aftDetail.complementAdresse: null"),
+        (_line(pac={"nbPac": 0, "nbPacF": None}), "record.pac.nbPacF: null refusé"),
+        (_line(spiDec1=SPI_B), "spi : ni spiDec1 ni spiDec2 de record"),
+        (_line(dateFinPeriode="2026-01-31"), "dateFinPeriode : hors de l'année de revenus 2025"),
+        (_line(dateDebutPeriode="2025-06-14", dateFinPeriode="2025-06-13"), "postérieure"),
         ("{not json", "JSON invalide"),
         (_line(), "doublon de la ligne 1"),
     ],
@@ -124,3 +151,45 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
         assert "production" in result.output
     finally:
         use_settings(None)
+
+
+def test_the_four_nullable_values_load_as_null(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    nulls = {"rfr": None, "sitFam": None, "sitParIso": None, "revenuBrutGlobal": None}
+    import_impot_particulier(session_factory, _write(tmp_path, _line(**nulls)))
+    [row] = _rows(session_factory)
+    assert {k: row[3][k] for k in nulls} == nulls
+
+
+def test_a_couple_split_by_a_death_loads_as_the_provider_sends_it(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Two declarants, each finding the couple's situation until the death (rang 1); the
+    survivor's own situation after it (rang 2)."""
+    couple = RECORD | {
+        "sitFam": "M",
+        "spiDec1": SPI_A,
+        "spiDec2": SPI_B,
+        "nmNaiDec2": "DURAND",
+        "dateFinPeriode": "2025-03-17",
+        "dateDecesdec1": "2025-03-17",
+    }
+    survivor = RECORD | {
+        "sitFam": "V",
+        "spiDec1": SPI_B,
+        "dateDebutPeriode": "2025-03-18",
+    }
+    lines = [
+        json.dumps({"spi": spi, "annrev": 2025, "rang": 1, "foyer": "F-1", "record": couple})
+        for spi in (SPI_A, SPI_B)
+    ]
+    lines.append(
+        json.dumps({"spi": SPI_B, "annrev": 2025, "rang": 2, "foyer": "F-2", "record": survivor})
+    )
+    report = import_impot_particulier(session_factory, _write(tmp_path, *lines))
+    assert report.situations == 3
+    rows = _rows(session_factory)
+    assert [(r[0], r[2]) for r in rows] == [(SPI_B, 1), (SPI_B, 2), (SPI_A, 1)]
+    assert rows[0][3] == rows[2][3] == couple
+    assert rows[1][3] == survivor

@@ -46,7 +46,7 @@ def ir(spi: str = SPI_A, annrev: int = 2025, **extra: Any) -> str:
 
 
 def ifi(spi: str = SPI_A, annrev: int = 2025, **record: Any) -> str:
-    body = {"indicateurIfiIsf": "O", "patrimoineNetTaxable": 1_500_000, "montantIfi": 3_900}
+    body = {"indicateurIfiIsf": "O"}
     return json.dumps(
         {
             "ressource": "ifi",
@@ -105,7 +105,7 @@ def test_every_kind_loads_and_reads_back(
         assert other.facture is None
         held = s.get(IfiSituation, ("production", SPI_A, 2025))
         assert held is not None
-        assert held.record["montantIfi"] == 3_900
+        assert held.record == {"indicateurIfiIsf": "O"}
         heading = s.get(ThAvis, ("production", SPI_A, 2025, "2025P0001"))
         assert heading is not None
         assert heading.record == HEADING
@@ -129,7 +129,7 @@ def test_a_file_replaces_what_it_holds_for_its_pairs_only(
         session_factory,
         write(
             second,
-            ifi(indicateurIfiIsf="N", montantIfi=0),
+            ifi(indicateurIfiIsf="N"),
             th(
                 avis="2025P0009",
                 regimeTax="S",
@@ -154,7 +154,10 @@ def test_a_file_replaces_what_it_holds_for_its_pairs_only(
     ("bad", "message"),
     [
         (ifi(indicateurIfiIsf="X"), "record.indicateurIfiIsf"),
-        (ifi(montantIfi=-1), "record.montantIfi"),
+        # The provider's IFI record is the indicator alone.
+        (ifi(montantIfi=3_900), "record.montantIfi"),
+        (ir(facture=[FACTURE[0] | {"colonne2": None}]), "facture.0.colonne2: null refusé"),
+        (th(entete=HEADING | {"btq": None}), "entete.btq: null refusé"),
         (ir(facture=[{"numLigne": 1, "codeLigne": "x y", "libelleLigne": "?"}]), "codeLigne"),
         (ir(facture=[FACTURE[0], FACTURE[0]]), "numLigne must be unique"),
         (th(regimeTax="X"), "regimeTax"),

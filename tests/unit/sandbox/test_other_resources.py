@@ -83,11 +83,11 @@ def test_ifi_is_rare_and_follows_the_threshold() -> None:
     generated = [r for r in population.ifi if r["spi"] not in personas.PERSONA_SPIS]
     households = {r["foyer"] for r in generated}
     assert 5 < len(households) < 60  # under 2 % of households
-    for row in generated:
-        record = row["record"]
-        liable = record["patrimoineNetTaxable"] >= IFI_THRESHOLD
-        assert record["indicateurIfiIsf"] == ("O" if liable else "N")
-        assert record["montantIfi"] == ifi_amount(record["patrimoineNetTaxable"])
+    # The provider's record only: liable ("O") or declaring below the threshold ("N").
+    assert {tuple(r["record"].items()) for r in generated} == {
+        (("indicateurIfiIsf", "O"),),
+        (("indicateurIfiIsf", "N"),),
+    }
     # Each declarant of the household holds the declaration, for the three years.
     years = {(r["foyer"], r["annrev"]) for r in generated}
     assert len(years) == 3 * len(households)
@@ -108,11 +108,8 @@ def test_the_fiscal_rules() -> None:
     assert ifi_amount(IFI_THRESHOLD - 1) == 0
     assert ifi_amount(1_350_000) == 2_850 - (17_500 - 16_875)  # with the décote
     assert ifi_amount(3_000_000) == 2_500 + 8_890 + 4_300
-    assert ifi_record(900_000) == {
-        "indicateurIfiIsf": "N",
-        "patrimoineNetTaxable": 900_000,
-        "montantIfi": 0,
-    }
+    assert ifi_record(900_000) == {"indicateurIfiIsf": "N"}
+    assert ifi_record(IFI_THRESHOLD) == {"indicateurIfiIsf": "O"}
     record = {"montTotIr": 1_000, "datRec": "2026-07-31"}
     unpaid = facture_lines(record, 2025, withheld=700, paid=False)
     assert [(x["codeLigne"], x["colonne1"]) for x in unpaid] == [
@@ -123,6 +120,17 @@ def test_the_fiscal_rules() -> None:
         ("RESTE", "300"),
     ]
     assert unpaid[2]["colonne3"] == "2026-09-15"
+    # A column a line does not use is omitted, not null.
+    assert unpaid[0] == {
+        "numLigne": 1,
+        "codeLigne": "IMPNET",
+        "libelleLigne": "Impôt sur le revenu net",
+        "colonne1": "1000",
+    }
+    assert all(None not in line.values() for line in unpaid)
+    # A later recovery date (a rectifying notice) moves the deadline with it.
+    later = facture_lines(record | {"datRec": "2026-11-30"}, 2025, withheld=700, paid=False)
+    assert later[2]["colonne3"] == "2027-01-15"
     refund = facture_lines(record, 2025, withheld=1_100, paid=True)
     assert refund[-1]["codeLigne"] == "RESTIT"
     assert refund[-1]["colonne1"] == "100"

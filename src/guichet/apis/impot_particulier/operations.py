@@ -1,13 +1,20 @@
 """API Impôt Particulier by SPI: the IR "assiettes" operations [003 annexe 3 §3–5, 004 CGU §4].
 
-Semantics of the four resources (``docs/catalogue.md``):
+Semantics of the four resources (``docs/catalogue.md``), each answering the provider's
+schema and media type for its operation (``schemas.py``, ``catalog.products``):
 
-- ``assiettes``: the year's primary situation (rang 1);
-- ``multiple``: every situation of the year, a list in ``rang`` order;
-- ``dernière situation``: the year's latest situation (highest rang);
-- ``deuxans``: the latest situation of each of the two most recent granted years (N-2
-  standing in for a missing N-1 under the fallback scope), ``[{"annrev", "situation"}]``,
-  most recent first; a year without a situation is left out, none at all is a 404.
+- ``assiettes``: the year's primary situation (rang 1), one ``SituationsIRAssiettesJAXBbean``;
+- ``multiple``: every situation of the year in ``rang`` order,
+  ``{"situationsIR": [SituationIRAssietteMultiJAXBbean…]}``;
+- ``dernière situation``: the year's latest situation (highest rang), one
+  ``SituationsIRAssiettesMillesimeJAXBbean`` with its ``annRevenu``;
+- ``deuxans``: one ``SituationsIRAssiettesMillesimeJAXBbean`` too: the latest situation of
+  the most recent of the two most recent granted years that has one (N-1, else N-2; N-2
+  standing in for a missing N-1 under the fallback scope); none at all is a 404.
+
+Each body is the stored record projected on the schema, then limited to the habilitation's
+data scopes (a field not granted is absent); ``annRevenu`` is not a data field, and comes
+with every situation of a Millesime answer.
 """
 
 from __future__ import annotations
@@ -18,13 +25,27 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from starlette.requests import Request
 
 from guichet.apis.impot_particulier.fields import filter_record
+from guichet.apis.impot_particulier.schemas import (
+    ANN_REVENU,
+    IR_ASSIETTES,
+    IR_MILLESIME,
+    IR_MULTI,
+    SITUATIONS_IR,
+    Schema,
+    project,
+)
 from guichet.apis.impot_particulier.years import YearGrant, granted_years
-from guichet.catalog.products import IR_FIELD_SCOPES, IR_MEDIA_TYPE
+from guichet.catalog.products import (
+    IR_DERNIERE_MEDIA_TYPE,
+    IR_FIELD_SCOPES,
+    IR_MEDIA_TYPE,
+    IR_MULTIPLE_MEDIA_TYPE,
+)
 from guichet.errors import (
     AccessModeNotGranted,
     DataScopeNotGranted,
@@ -52,6 +73,25 @@ class Resource(StrEnum):
     MULTIPLE = "multiple"
     DERNIERE = "derniere"
     DEUXANS = "deuxans"
+
+
+MEDIA_TYPES: Final = {
+    Resource.ASSIETTES: IR_MEDIA_TYPE,
+    Resource.MULTIPLE: IR_MULTIPLE_MEDIA_TYPE,
+    Resource.DERNIERE: IR_DERNIERE_MEDIA_TYPE,
+    Resource.DEUXANS: IR_DERNIERE_MEDIA_TYPE,
+}
+
+
+def situation_body(
+    situation: Situation, schema: Schema, granted: frozenset[str]
+) -> tuple[dict[str, Any], set[str]]:
+    """(one situation as ``schema`` has it, limited to ``granted``; the scopes that released
+    a field). A Millesime situation carries its ``annRevenu`` whatever the scopes."""
+    body, released = filter_record(project(situation.record, schema), granted)
+    if ANN_REVENU in schema.properties:
+        body = {ANN_REVENU: situation.annrev, **body}
+    return body, released
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,24 +152,23 @@ class IrOperation:
             found = self._read(inline, store, params, grant)
         else:
             found = await asyncio.to_thread(self._read_pooled, store, params, grant)
+        granted = hab.data_scopes
         released: set[str] = set()
 
-        def limited(situation: Situation) -> dict[str, Any]:
-            body, scopes = filter_record(situation.record, hab.data_scopes)
+        def limited(situation: Situation, schema: Schema) -> dict[str, Any]:
+            body, scopes = situation_body(situation, schema, granted)
             released.update(scopes)
             return body
 
-        body: Any
+        body: dict[str, Any]
         if self.resource is Resource.ASSIETTES:
-            body = limited(found[0])
+            body = limited(found[0], IR_ASSIETTES)
         elif self.resource is Resource.MULTIPLE:
-            body = [limited(s) for s in found]
-        elif self.resource is Resource.DERNIERE:
-            body = limited(found[-1])
-        else:
-            body = [{"annrev": s.annrev, "situation": limited(s)} for s in found]
+            body = {SITUATIONS_IR: [limited(s, IR_MULTI) for s in found]}
+        else:  # DERNIERE, DEUXANS: ``found`` ends with the one situation to answer
+            body = limited(found[-1], IR_MILLESIME)
         ctx.data_scopes_returned = sorted(released)
-        return ApiResponse(body=body, media_type=IR_MEDIA_TYPE)
+        return ApiResponse(body=body, media_type=MEDIA_TYPES[self.resource])
 
     def _read_pooled(self, store: str, params: IrParams, grant: YearGrant) -> Sequence[Situation]:
         # A Core connection, not an ORM session: a third of the cost on the hot path.
@@ -158,6 +197,8 @@ class IrOperation:
     def _latest_of_two_years(
         source: SituationSource, store: str, spi: str, grant: YearGrant
     ) -> list[Situation]:
+        """[the latest situation of the most recent of the two most recent granted years
+        that has one]; neither has one → 404."""
         held = source.of_person(store, spi)
         by_year: dict[int, Situation] = {}
         for situation in held:  # most recent year first, then rang ascending
@@ -165,11 +206,10 @@ class IrOperation:
         allowed = set(grant.years)
         if grant.fallback_year is not None and grant.n_minus_1 not in by_year:
             allowed.add(grant.fallback_year)
-        years = sorted(allowed, reverse=True)[:2]
-        found = [by_year[y] for y in years if y in by_year]
-        if not found:
-            raise NotFound()
-        return found
+        for year in sorted(allowed, reverse=True)[:2]:
+            if year in by_year:
+                return [by_year[year]]
+        raise NotFound()
 
 
 def build_operations(deps: ApiDeps) -> dict[str, OperationHandler]:

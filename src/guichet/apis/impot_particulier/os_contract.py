@@ -10,8 +10,12 @@ So, as for the ``/1.0`` FranceConnect-mode resources: the gateway token in
 
 Each OS reads the year's primary situation (rang 1) of the designated person, limited to
 the habilitation's data scopes of that OS (and to what the citizen consented), and answers
-in the convention's shape: field names as its JSON examples (``nmNaiDecl``…), ``null``
-where the convention says "ou null", empty OS3/OS9 categories omitted (``{"rev": {}}``).
+in the convention's shape [003 annexe 3 §5]: OS2's ``aftDetail`` with ``codePostal`` and
+``commune``, OS4's declarants as its table names them (``nmNaiDec1``…), OS6's
+``indDeficit`` an integer 0 or 1; ``null`` only where the convention says "ou null" (``rfr``,
+``sitFam``, the declarants' names, ``sitParIso``, ``revenuBrutGlobal``), a count or an amount
+it does not allow to be null is 0 when the record has none, and any other value that does
+not exist is omitted; empty OS3/OS9 categories are omitted (``{"rev": {}}``).
 OS7 reads the person's housing-tax premises of ``{ANNEE}`` instead (``th_local``).
 """
 
@@ -33,25 +37,27 @@ from guichet.apis.impot_particulier.franceconnect import (
     franceconnect_habilitation,
 )
 from guichet.apis.impot_particulier.operations import IrOperation, IrParams, Resource
-from guichet.catalog.products import OFFERS_OF_SERVICE, OfferOfService
+from guichet.apis.impot_particulier.schemas import LOC_TH, project
+from guichet.catalog.products import OFFERS_OF_SERVICE, OS_MEDIA_TYPE, OfferOfService
 from guichet.errors import DataScopeNotGranted, NotFound, ParameterInvalid
 from guichet.gateway.context import ApiDeps, ApiResponse, CallContext
 from guichet.records.service import th_assessments
 
-MEDIA_TYPE: Final = "application/json"
+MEDIA_TYPE: Final = OS_MEDIA_TYPE
 _ANNEE: Final = re.compile(r"^\d{4}$")
 # OS3 [003 annexe 3 §5.3]: these categories, in this order; the others are not part of it.
 OS3_CATEGORIES: Final = ("rcm", "pv", "fonc", "pro", "alpha", "tspr")
 # OS4 [003 annexe 3 §5.4]: ``pac`` members (G and I are not part of it).
 OS4_PAC: Final = ("nbPac", "nbPacF", "nbPacH", "nbPacR", "nbPacJ", "nbPacN", "nbPacP")
-# OS4 declarant fields: the convention's JSON names → the IR record's.
-OS4_DECLARANTS: Final = (
-    ("nmNaiDecl", "nmNaiDec1"),
-    ("nmUsaDecl", "nmUsaDec1"),
-    ("prnmDecl", "prnmDec1"),
-    ("nmNaiDecl2", "nmNaiDec2"),
-    ("nmUsaDecl2", "nmUsaDec2"),
-    ("prnmDecl2", "prnmDec2"),
+# OS4 declarant fields, as the convention's table names them (and the IR record), each
+# "Chaîne de caractère (60 max) ou « null »".
+OS4_DECLARANTS: Final = ("nmNaiDec1", "nmUsaDec1", "prnmDec1", "nmNaiDec2", "nmUsaDec2", "prnmDec2")
+# OS2 ``aftDetail``: the convention's names → the IR record's (``AftJAXBbean``).
+OS2_AFT_DETAIL: Final = (
+    ("complementAdresse", "complementAdresse"),
+    ("voie", "voie"),
+    ("codePostal", "getcodePostal"),
+    ("commune", "getcommune"),
 )
 
 
@@ -66,24 +72,25 @@ def os_body(number: int, record: Mapping[str, Any], granted: frozenset[str]) -> 
     """The response of OS ``number`` (1–6, 8, 9) from an IR record, limited to ``granted``.
 
     ``record`` is already filtered to the granted data scopes; a member whose scope is not
-    granted is absent, a granted member the record lacks is ``null`` (or the convention's
-    neutral value where it allows no null: 0 for OS5/OS6 and for a ``pac`` count).
+    granted is absent. A granted member the record lacks is ``null`` where the convention
+    allows it, 0 for a ``pac`` count and for OS5/OS6 (which allow no null), else omitted.
     """
     body: dict[str, Any] = {}
     if number == 1:
         if "dgfip_rfr" in granted:
             body["rfr"] = record.get("rfr")
-        if "dgfip_nbpart" in granted:
-            body["nbPart"] = record.get("nbPart")
+        if "dgfip_nbpart" in granted and record.get("nbPart") is not None:
+            body["nbPart"] = record["nbPart"]
     elif number == 2 and "dgfip_aft" in granted:
-        detail = record.get("aftDetail") or {}
-        body["aft"] = record.get("aft")
-        body["aftDetail"] = {
-            "complementAdresse": detail.get("complementAdresse"),
-            "voie": detail.get("voie"),
-            "codePostal": detail.get("getcodePostal"),
-            "commune": detail.get("getcommune"),
-        }
+        if record.get("aft") is not None:
+            body["aft"] = record["aft"]
+        detail = record.get("aftDetail")
+        if detail:
+            body["aftDetail"] = {
+                name: detail[source]
+                for name, source in OS2_AFT_DETAIL
+                if detail.get(source) is not None
+            }
     elif number == 3 and "dgfip_rns" in granted:
         rev = record.get("rev") or {}
         body["rev"] = {c: rev[c] for c in OS3_CATEGORIES if rev.get(c)}
@@ -94,14 +101,15 @@ def os_body(number: int, record: Mapping[str, Any], granted: frozenset[str]) -> 
             pac = record.get("pac") or {}
             body["pac"] = {name: pac.get(name) or 0 for name in OS4_PAC}
         if "dgfip_decl" in granted:
-            for name, source in OS4_DECLARANTS:
-                body[name] = record.get(source)
+            for name in OS4_DECLARANTS:
+                body[name] = record.get(name)
         if "dgfip_pariso" in granted:
             body["sitParIso"] = record.get("sitParIso")
     elif number == 5 and "dgfip_pensalper" in granted:
         body["pensAlPer"] = record.get("pensAlPer") or 0
     elif number == 6 and "dgfip_inddeficit" in granted:
-        body["indDeficit"] = record.get("indDeficit") or 0
+        # "Nombre entier de valeur 1 ou 0"; the record has the provider's string "0"/"1".
+        body["indDeficit"] = 1 if str(record.get("indDeficit") or "0") == "1" else 0
     elif number == 8 and "dgfip_rbg" in granted:
         body["revenuBrutGlobal"] = record.get("revenuBrutGlobal")
     elif number == 9 and "dgfip_rev_monde" in granted:
@@ -119,11 +127,7 @@ def os7_body(assessments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if len(principal) != 1:
         raise NotFound()
     locaux = [
-        {
-            "natureLocal": local.get("natureLocal"),
-            "affectation": "H",
-            "invariant": local.get("invariant"),
-        }
+        project(local, LOC_TH)  # a value that does not exist is omitted, never null
         for local in principal[0].get("locaux") or ()
         if local.get("affectation") == "H"
     ]

@@ -4,15 +4,23 @@ FranceConnect mode) and the LEP eligibility check (by SPI) [provider's OpenAPI; 
 
 Semantics (``docs/catalogue.md``):
 
-- ``factures``: the year's primary IR situation (rang 1), limited to the IR data scopes as
-  ``assiettes``, plus ``facture``, the lines of its notice (``[]`` when none was issued);
-- ``ifiisf``: the IFI the household declared with the income of ``annrev``; none → 404;
+- ``factures``: the year's primary IR situation (rang 1) as
+  ``SituationsIRAssiettesFacturesJAXBbean``, limited to the IR data scopes as ``assiettes``,
+  plus ``facture``, the lines of its notice (``[]`` when none was issued);
+- ``ifiisf``: ``{"indicateurIfiIsf": "O" | "N"}``, the IFI the household declared with the
+  income of ``annrev``; a household with an IR situation that year but no IFI declaration is
+  ``"N"``; no IR situation either → 404;
 - ``th/…/principale``: ``{"situationsTH": […]}``, every principal-residence assessment of
   year ``annrev`` with its dwelling premises; none → 404;
 - ``lep``: ``{"statut": "O" | "N"}``, the RFR of ``annrev``'s latest situation (the
   household on 31 December, R221-33 2°) against the ceiling of the barème year and
-  department; no situation, or an RFR not established yet → 404.
+  department; the provider's "no answer" codes otherwise: 204 without a body when the RFR
+  is not established yet, 410 ``codeapp`` 4101 when the SPI has no situation that year,
+  4102 when the store knows no such SPI; 400 ``codeapp`` 4001 (SPI), 4002 (years), 4007
+  (department); any 403 carries ``codeapp`` 4031 (``Operation.forbidden_codeapp``).
 
+Every body is the record projected on the provider's schema (``schemas.py``: a property it
+lacks is dropped, a value that does not exist is omitted), then limited to the data scopes.
 The year rules are the ``assiettes``' (``years.py``): ``annrev`` must be granted, and the
 fallback year N-2 only when the resource has nothing for N-1.
 """
@@ -24,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, exists, select
 from starlette.requests import Request
 
 from guichet.apis.impot_particulier.fields import filter_fields, filter_record
@@ -37,6 +45,14 @@ from guichet.apis.impot_particulier.franceconnect import (
 )
 from guichet.apis.impot_particulier.lep import is_eligible, parse_bareme, parse_departement
 from guichet.apis.impot_particulier.operations import ACCESS_MODES, parse_annrev
+from guichet.apis.impot_particulier.schemas import (
+    FACTURE_LINE,
+    IFI_ISF,
+    IR_FACTURES,
+    SITUATION_TH,
+    SITUATIONS_TH,
+    project,
+)
 from guichet.apis.impot_particulier.years import granted_years
 from guichet.catalog.products import (
     FACTURE_FIELD_SCOPES,
@@ -52,18 +68,37 @@ from guichet.catalog.products import (
 from guichet.errors import (
     AccessModeNotGranted,
     DataScopeNotGranted,
+    GuichetError,
     HabilitationUnknown,
+    NoSituationForYear,
     NotFound,
+    SpiUnknown,
     YearNotGranted,
+    codeapp,
 )
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
+from guichet.gateway.context import (
+    NO_CONTENT,
+    ApiDeps,
+    ApiResponse,
+    CallContext,
+    OperationHandler,
+)
 from guichet.gateway.policy import HabilitationPolicy
-from guichet.records.models import IfiSituation, IrSituation, ThAvis, ThLocal
+from guichet.records.models import IfiSituation, IrSituation, Person, ThAvis, ThLocal
 from guichet.records.spi import parse_spi
 
 # What one resource reads: (connection, store, spi, year) → the full record(s), or None
 # when the store has nothing for that person and year.
 Reader = Callable[[Connection, str, str, int], Any]
+
+# The provider's application codes [its OpenAPI document, ``Ouverturelep`` and
+# ``SituationIfiIsfV1``]; LEP's 4031 (any 403) is the catalogue's
+# ``Operation.forbidden_codeapp``, which the gateway sets.
+CODEAPP_SPI: Final = 4001  # "mauvais format de spi"
+CODEAPP_YEAR: Final = 4002  # "mauvais format d'année (annrev ou bareme)"
+CODEAPP_DEPARTEMENT: Final = 4007  # "mauvais format de département"
+CODEAPP_NO_SITUATION: Final = 4101  # "La requête avec le spi et l'année ne renvoie aucun résultat"
+CODEAPP_SPI_UNKNOWN: Final = 4102  # "Le spi envoyé ne correspond à aucun usager"
 
 
 # --- store reads ------------------------------------------------------------------------
@@ -80,13 +115,35 @@ def read_bill(conn: Connection, store: str, spi: str, annrev: int) -> tuple[Any,
     return None if row is None else (row.record, row.facture)
 
 
+def has_ir_situation(conn: Connection, store: str, spi: str, annrev: int) -> bool:
+    return bool(
+        conn.execute(
+            select(
+                exists().where(
+                    IrSituation.store == store,
+                    IrSituation.spi == spi,
+                    IrSituation.annrev == annrev,
+                )
+            )
+        ).scalar()
+    )
+
+
+# A household that filed its income but no IFI declaration is not liable.
+NOT_LIABLE: Final = {"indicateurIfiIsf": "N"}
+
+
 def read_ifi(conn: Connection, store: str, spi: str, annrev: int) -> dict[str, Any] | None:
+    """The IFI record of ``annrev``; ``NOT_LIABLE`` for a household with an IR situation that
+    year but no IFI declaration; None when the store has neither."""
     row = conn.execute(
         select(IfiSituation.record).where(
             IfiSituation.store == store, IfiSituation.spi == spi, IfiSituation.annrev == annrev
         )
     ).first()
-    return None if row is None else dict(row.record)
+    if row is not None:
+        return dict(row.record)
+    return dict(NOT_LIABLE) if has_ir_situation(conn, store, spi, annrev) else None
 
 
 def read_th_principal(
@@ -146,25 +203,25 @@ Shape = Callable[[Any, frozenset[str]], tuple[Any, set[str]]]
 
 def _bill_body(found: tuple[Any, Any], granted: frozenset[str]) -> tuple[Any, set[str]]:
     record, facture = found
-    body, released = filter_record(record, granted)
+    body, released = filter_record(project(record, IR_FACTURES), granted)
     if FACTURE_FIELD_SCOPES["facture"] in granted:
-        body["facture"] = list(facture or [])
+        body["facture"] = [project(line, FACTURE_LINE) for line in facture or ()]
         released.add(FACTURE_FIELD_SCOPES["facture"])
     return body, released
 
 
 def _ifi_body(found: dict[str, Any], granted: frozenset[str]) -> tuple[Any, set[str]]:
-    return filter_fields(found, IFI_FIELD_SCOPES, granted)
+    return filter_fields(project(found, IFI_ISF), IFI_FIELD_SCOPES, granted)
 
 
 def _th_body(found: list[dict[str, Any]], granted: frozenset[str]) -> tuple[Any, set[str]]:
     released: set[str] = set()
     items = []
     for assessment in found:
-        item, scopes = filter_fields(assessment, TH_FIELD_SCOPES, granted)
+        item, scopes = filter_fields(project(assessment, SITUATION_TH), TH_FIELD_SCOPES, granted)
         items.append(item)
         released |= scopes
-    return {"situationsTH": items}, released
+    return {SITUATIONS_TH: items}, released
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +233,8 @@ class YearResource:
     media_type: str
     read: Reader
     shape: Shape
+    # The provider's ``codeapp`` for an SPI in the wrong format, where it documents one.
+    spi_codeapp: int | None = None
 
 
 FACTURES: Final = YearResource(
@@ -185,8 +244,14 @@ FACTURES: Final = YearResource(
     read_bill,
     _bill_body,
 )
+# "400 : codeapp 4001 : Le spi est dans un format incorrect" [provider's OpenAPI, IFI].
 IFI: Final = YearResource(
-    "ifi", frozenset(IFI_FIELD_SCOPES.values()), IFI_MEDIA_TYPE, read_ifi, _ifi_body
+    "ifi",
+    frozenset(IFI_FIELD_SCOPES.values()),
+    IFI_MEDIA_TYPE,
+    read_ifi,
+    _ifi_body,
+    spi_codeapp=CODEAPP_SPI,
 )
 TH_PRINCIPALE: Final = YearResource(
     "th_principale",
@@ -224,7 +289,11 @@ class SpiYearOperation:
         self.resource = resource
 
     def parse(self, request: Request) -> SpiYearParams:
-        spi = parse_spi(request.path_params.get("spi"))
+        if self.resource.spi_codeapp is None:
+            spi = parse_spi(request.path_params.get("spi"))
+        else:
+            with codeapp(self.resource.spi_codeapp):
+                spi = parse_spi(request.path_params.get("spi"))
         return SpiYearParams(spi, parse_annrev(request.path_params.get("annrev")))
 
     def authorize(self, ctx: CallContext, params: SpiYearParams) -> None:
@@ -245,10 +314,25 @@ class SpiYearOperation:
         return ApiResponse(body=body, media_type=self.resource.media_type)
 
 
-def read_granted_year(deps: ApiDeps, ctx: CallContext, read: Reader, spi: str, annrev: int) -> Any:
+# What the store having nothing becomes: (connection, store, spi, year) → the error to raise.
+Missing = Callable[[Connection, str, str, int], GuichetError]
+
+
+def _not_found(conn: Connection, store: str, spi: str, annrev: int) -> GuichetError:
+    return NotFound()
+
+
+def read_granted_year(
+    deps: ApiDeps,
+    ctx: CallContext,
+    read: Reader,
+    spi: str,
+    annrev: int,
+    missing: Missing = _not_found,
+) -> Any:
     """``read`` for ``annrev`` in the call's store, after the fallback-year rule: N-2 under
     ``dgfip_annee_n_moins_2_si_indispo_n_moins_1`` only when ``read`` finds nothing in N-1.
-    Nothing for ``annrev`` → 404."""
+    Nothing for ``annrev`` → ``missing``'s error (by default a 404)."""
     grant = granted_years(_habilitation(ctx).year_scopes, ctx.now)
     store = ctx.environment.value
     with deps.engine.connect() as conn:
@@ -259,8 +343,8 @@ def read_granted_year(deps: ApiDeps, ctx: CallContext, read: Reader, spi: str, a
                 field="annrev",
             )
         found = read(conn, store, spi, annrev)
-    if found is None:
-        raise NotFound()
+        if found is None:
+            raise missing(conn, store, spi, annrev)
     return found
 
 
@@ -310,6 +394,23 @@ class LepParams:
 LEP_SCOPE: Final = LEP_FIELD_SCOPES["statut"]
 
 
+def spi_known(conn: Connection, store: str, spi: str) -> bool:
+    """Whether the store knows the SPI at all: a person, or an IR situation of any year."""
+    person = exists().where(Person.store == store, Person.spi == spi)
+    situation = exists().where(IrSituation.store == store, IrSituation.spi == spi)
+    return bool(conn.execute(select(person | situation)).scalar())
+
+
+def _lep_missing(conn: Connection, store: str, spi: str, annrev: int) -> GuichetError:
+    """410, as the provider answers when it has nothing to check."""
+    if spi_known(conn, store, spi):
+        return NoSituationForYear(
+            f"Aucune situation à l'impôt sur le revenu {annrev} pour ce numéro fiscal.",
+            codeapp=CODEAPP_NO_SITUATION,
+        )
+    return SpiUnknown("Le numéro fiscal ne correspond à aucun usager.", codeapp=CODEAPP_SPI_UNKNOWN)
+
+
 class LepOperation:
     """``/spi/{spi}/lep/departement/{departement}/annrev/{annrev}/bareme/{bareme}``."""
 
@@ -318,10 +419,14 @@ class LepOperation:
 
     def parse(self, request: Request) -> LepParams:
         path = request.path_params
-        spi = parse_spi(path.get("spi"))
-        departement = parse_departement(path.get("departement"))
-        annrev = parse_annrev(path.get("annrev"))
-        return LepParams(spi, departement, annrev, parse_bareme(path.get("bareme"), annrev))
+        with codeapp(CODEAPP_SPI):
+            spi = parse_spi(path.get("spi"))
+        with codeapp(CODEAPP_DEPARTEMENT):
+            departement = parse_departement(path.get("departement"))
+        with codeapp(CODEAPP_YEAR):
+            annrev = parse_annrev(path.get("annrev"))
+            bareme = parse_bareme(path.get("bareme"), annrev)
+        return LepParams(spi, departement, annrev, bareme)
 
     def authorize(self, ctx: CallContext, params: LepParams) -> None:
         hab = _habilitation(ctx)
@@ -331,15 +436,21 @@ class LepOperation:
     async def fetch(self, ctx: CallContext, params: LepParams) -> ApiResponse:
         ctx.subject_spi = params.spi
         record: Mapping[str, Any] = await asyncio.to_thread(
-            read_granted_year, self._deps, ctx, read_latest_situation, params.spi, params.annrev
+            read_granted_year,
+            self._deps,
+            ctx,
+            read_latest_situation,
+            params.spi,
+            params.annrev,
+            _lep_missing,
         )
         rfr, nb_part = record.get("rfr"), record.get("nbPart")
         if rfr is None or nb_part is None:
-            raise NotFound(
-                f"Le revenu fiscal de référence {params.annrev} n'est pas encore établi."
-            )
+            # "204 : Aucune réponse ne peut être apportée": the RFR is not established yet.
+            return ApiResponse(body=None, media_type=LEP_MEDIA_TYPE, status=NO_CONTENT)
         eligible = is_eligible(int(rfr), float(nb_part), params.bareme, params.departement)
         ctx.data_scopes_returned = [LEP_SCOPE]
+        # ``OuvertureLepJAXBbean``: its one property.
         return ApiResponse(body={"statut": "O" if eligible else "N"}, media_type=LEP_MEDIA_TYPE)
 
 
