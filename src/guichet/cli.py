@@ -15,7 +15,7 @@ from rich.table import Table
 from guichet import __version__
 from guichet.cli_options import CommandDataDir, use_data_dir
 from guichet.logs import configure as configure_logs
-from guichet.settings import get_settings, use_settings, with_overrides
+from guichet.settings import Settings, get_settings, use_settings, with_overrides
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -159,6 +159,7 @@ def run(
         federation_port=federation_port,
     )
     use_settings(settings)
+    _refuse_exposed_outbox(settings)
     from guichet.habilitation.models import Environment
     from guichet.platform import Listener, Platform, TlsFiles, bind, run_loop, serve
     from guichet.runtime import Runtime
@@ -194,6 +195,14 @@ def run(
     _print_banner(settings.portal_port, credentials_file)
     run_loop(serve(platform, listeners))
     console.print("Arrêté proprement.")
+
+
+def _refuse_exposed_outbox(settings: Settings) -> None:
+    """The web outbox holds sign-in links: never serve it beyond loopback (issue 11)."""
+    from guichet.portal.origin import outbox_exposure
+
+    if refusal := outbox_exposure(settings):
+        raise fail(refusal)
 
 
 def _print_banner(portal_port: int, credentials_file: Path) -> None:
@@ -274,7 +283,11 @@ def serve_portal(
 
     use_data_dir(data_dir)
     settings = get_settings()
-    serve_origin(settings, "portal", host or settings.host, port, 1, False)
+    # The portal's own address is the one it listens on (its default public origin, the
+    # outbox's exposure).
+    settings = settings.model_copy(update={"host": host or settings.host, "portal_port": port})
+    _refuse_exposed_outbox(settings)
+    serve_origin(settings, "portal", settings.host, port, 1, False)
 
 
 # ---------------------------------------------------------------- habilitations

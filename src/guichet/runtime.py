@@ -28,7 +28,8 @@ class Runtime:
 
 def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> Runtime:
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Keys, the database and the outbox live here: the owner's only.
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.resolved_database_url)
     if migrate:
         upgrade(engine)

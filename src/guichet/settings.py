@@ -36,7 +36,13 @@ class Settings(BaseSettings):
     production_public_url: str | None = None
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated CIDRs whose Client-Cert / X-Forwarded-For are believed.",
+        description="Comma-separated CIDRs whose Client-Cert / X-Forwarded-For (gateways) and "
+        "X-Forwarded-Proto (portal: Secure cookie, HSTS) are believed.",
+    )
+    metrics_allowed: Annotated[list[Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs that may read the portal's /metrics, beside "
+        "loopback (requests relayed by a proxy count as their client's).",
     )
     client_cert_header: str = "Client-Cert"
     server_cert_file: Path | None = None
@@ -126,7 +132,7 @@ class Settings(BaseSettings):
         "federation; the others refuse FranceConnect-mode calls (503).",
     )
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "metrics_allowed", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -52,6 +52,24 @@ def already_registered(user: User, sign_in_link: str, reset_link: str) -> Mail:
     )
 
 
+def organisation_already_registered(address: str, display_name: str) -> Mail:
+    text = (
+        f"Bonjour {display_name},\n\n"
+        "Quelqu'un a demandé à créer un compte guichet avec votre adresse électronique, pour "
+        "une organisation qui est déjà inscrite : aucun compte n'a été créé.\n\n"
+        "Pour la rejoindre, demandez à son demandeur ou à son représentant légal de vous "
+        "inviter depuis la page « Mon organisation » du portail ; vous recevrez un lien par "
+        f"courriel pour créer votre compte.\n\n{IGNORE}{SIGNATURE}"
+    )
+    return Mail(
+        to=address,
+        subject="Votre organisation est déjà inscrite sur guichet",
+        text=text,
+        kind="accounts:organisation_already_registered",
+        ref="sign_up",
+    )
+
+
 def reset_password(user: User, link: str, expires_at: dt.datetime) -> Mail:
     text = (
         f"Bonjour {user.display_name},\n\n"

@@ -177,13 +177,6 @@ def grant_provider_role(session: Session, user: User, role: ProviderRole, now: d
         session.flush()
 
 
-ORGANISATION_ALREADY_REGISTERED = (
-    "Cette organisation est déjà inscrite : demandez à son demandeur ou à son représentant "
-    "légal de vous inviter depuis la page « Mon organisation » du portail ; vous recevrez un "
-    "lien par courriel pour créer votre compte et la rejoindre."
-)
-
-
 class AccountService:
     """The account rules over one database, one clock and one mailer."""
 
@@ -230,7 +223,10 @@ class AccountService:
     def sign_up(self, form: SignUpForm) -> None:
         """Creates the account and its membership, and mails a verification link.
 
-        A known address gets a mail saying so; the visitor sees the same answer either way.
+        The visitor sees the same answer whatever the database holds (no enumeration of
+        addresses or SIRETs): a known address gets a mail saying someone tried to sign up
+        with it; a new address naming an organisation already registered gets a mail saying
+        how to join it (an invitation) and no account.
         """
         if errors := form.errors():
             raise FormInvalid(errors)
@@ -252,16 +248,19 @@ class AccountService:
                         )
                     )
                     event(log, "accounts.sign_up_known_address", user=existing.id)
-                else:
+                elif session.scalar(
+                    select(Organisation.id).where(
+                        Organisation.siret == stdnum_siret.compact(form.siret)
+                    )
+                ):
                     # Self sign-up creates an organisation; it never joins an existing one,
                     # whose requests, habilitations and calls its members can see. Joining
                     # takes an invitation (guichet.accounts.organisations).
-                    if session.scalar(
-                        select(Organisation.id).where(
-                            Organisation.siret == stdnum_siret.compact(form.siret)
-                        )
-                    ):
-                        raise FormInvalid({"siret": ORGANISATION_ALREADY_REGISTERED})
+                    outgoing.append(
+                        mails.organisation_already_registered(address, form.display_name)
+                    )
+                    event(log, "accounts.sign_up_known_organisation")
+                else:
                     user = create_user(
                         session, address, form.display_name, now, password_hash=password_hash
                     )

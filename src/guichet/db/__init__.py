@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+# The database holds password hashes, sessions and the journal: owner only, like secret.key.
+PRIVATE_FILE = 0o600
+
+
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite file ``url`` names with mode 0600 before SQLite does (it would use
+    the umask, often 0644), and tighten an existing one and its WAL files to 0600; SQLite
+    gives the WAL and shared-memory files it creates the database file's mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite will say so when it connects
+    # Never open (then close) a database file that exists: closing any descriptor of a file
+    # drops every POSIX lock this process holds on it, SQLite's included (sqlite.org
+    # howtocorrupt §2.2) — readers of other connections would then see stale pages.
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    for found in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        if found.exists() and stat.S_IMODE(found.stat().st_mode) & 0o077:
+            found.chmod(PRIVATE_FILE)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -21,6 +47,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             max_overflow=20,
             **kwargs,
         )
+
+        @event.listens_for(engine, "do_connect")
+        def _private(*_: Any) -> None:
+            # Before SQLite opens (and maybe creates) the file: whenever the file appears.
+            private_sqlite_file(url)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:

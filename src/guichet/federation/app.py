@@ -450,11 +450,25 @@ def build_federation_app(deps: FederationDeps) -> Starlette:
 
     async def end_session(request: Request) -> Response:
         """OpenID Connect RP-Initiated Logout 1.0 §2–3: the session ends; redirection only to
-        a registered ``post_logout_redirect_uri`` of the ID token's client, with ``state``."""
-        args = _single_values(list(request.query_params.multi_items()))
-        if isinstance(args, str):
-            return _error_page("Déconnexion impossible", "Paramètre répété.", code=args)
-        oreq = oauth_request(request, "/session/end", args=args)
+        a registered ``post_logout_redirect_uri`` of the ID token's client, with ``state``.
+
+        §2: "The OP MUST support the use of the HTTP GET and POST methods": with POST, the
+        parameters come form-serialised in the body (and only there).
+        """
+        if request.method == "POST":
+            form = await _read_form(request)
+            if isinstance(form, OAuth2Error):
+                return _error_page(
+                    "Déconnexion impossible",
+                    "La demande de déconnexion est illisible.",
+                    code=f"{form.error}: {form.description or ''}",
+                )
+            oreq = oauth_request(request, "/session/end", form=form)
+        else:
+            args = _single_values(list(request.query_params.multi_items()))
+            if isinstance(args, str):
+                return _error_page("Déconnexion impossible", "Paramètre répété.", code=args)
+            oreq = oauth_request(request, "/session/end", args=args)
 
         def run() -> Response | OAuth2Error:
             try:
@@ -491,7 +505,7 @@ def build_federation_app(deps: FederationDeps) -> Starlette:
             Route("/token", form_endpoint(token), methods=["POST"]),
             Route("/userinfo", userinfo, methods=["GET", "POST"]),
             Route("/checktoken", form_endpoint(checktoken), methods=["POST"]),
-            Route("/session/end", end_session, methods=["GET"]),
+            Route("/session/end", end_session, methods=["GET", "POST"]),
         ]
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -34,12 +35,22 @@ class Mail:
     html: str | None = None
 
 
+# What Python's email package (and SMTP) takes as a line end or refuses in a header.
+_HEADER_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(value: str) -> str:
+    """A header value on one line: a subject quotes partners' words (a démarche written
+    before the portal refused line separators must not stop a decision's mail)."""
+    return _HEADER_BREAKS.sub(" ", value).strip()
+
+
 def build_message(mail: Mail, sender: str, clock: Clock) -> EmailMessage:
     """An RFC 5322 message (``Date``, ``Message-ID``, UTF-8 MIME parts) for ``mail``."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = mail.to
-    msg["Subject"] = mail.subject
+    msg["Subject"] = one_line(mail.subject)
     msg["Date"] = email.utils.format_datetime(clock.now())
     domain = email.utils.parseaddr(sender)[1].rpartition("@")[2] or "guichet.example"
     msg["Message-ID"] = f"<{uuid.uuid4()}@{domain}>"

@@ -49,9 +49,14 @@ async def sign_up_page(request: Request) -> Response:
 
 @csrf_protected
 async def sign_up(request: Request, form: FormData, _: SessionData) -> Response:
-    values = {name: field(form, name, 400) for name in SIGN_UP_FIELDS}
-    data = SignUpForm(password=field(form, "password", 1000), **values)
+    # Shown back as typed when the form is refused (escaped by the template).
+    values = {
+        name: str(v)[:400] if isinstance(v := form.get(name), str) else ""
+        for name in SIGN_UP_FIELDS
+    }
     try:
+        values = {name: field(form, name, 400) for name in SIGN_UP_FIELDS}
+        data = SignUpForm(password=field(form, "password", 1000), **values)
         await run_in_threadpool(deps(request).accounts.sign_up, data)
     except FormInvalid as exc:
         return await render(

@@ -10,9 +10,9 @@ is served from ``/static/dsfr/``, built from npm by ``scripts/build-assets.sh``.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
+from functools import partial
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -35,6 +35,15 @@ from guichet.mail import Mailer, build_mailer
 from guichet.mail.outbox import Outbox
 from guichet.portal import accounts, citizen, instruction, outbox, requests
 from guichet.portal.citizen import CitizenSpace
+from guichet.portal.errors import EXCEPTION_HANDLERS
+from guichet.portal.origin import (
+    HostCheck,
+    OutboxExposed,
+    allowed_hosts,
+    metrics_reader,
+    outbox_exposure,
+    request_is_https,
+)
 from guichet.portal.requests import HabilitationPortal
 from guichet.portal.security import SecurityHeaders
 from guichet.portal.web import PortalDeps, render
@@ -59,13 +68,6 @@ DOCS = [
 POLICY_GENERATION = Gauge("guichet_policy_generation", "Generation of the policy snapshot in use.")
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def build_portal_app(
     runtime: Runtime,
     quota: QuotaService,
@@ -84,9 +86,9 @@ def build_portal_app(
         settings.resolved_portal_url,
         Passwords(password_hasher),
     )
+    if refusal := outbox_exposure(settings):
+        raise OutboxExposed(refusal)
     show_outbox = settings.smtp_url is None and settings.outbox_web
-    if show_outbox and not _loopback(settings.host):
-        event(log, "portal.outbox_exposed", logging.WARNING, host=settings.host)
     portal_deps = PortalDeps(
         settings=settings,
         accounts=accounts_service,
@@ -132,7 +134,16 @@ def build_portal_app(
             personas=PERSONAS,
         )
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        # Counts per API and outcome: for the operator's scraper, not for the public.
+        if not metrics_reader(request.scope, settings):
+            return await render(
+                request,
+                "error.html",
+                status_code=404,
+                title="Page introuvable",
+                message="Cette page n'existe pas.",
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_: Request) -> Response:
@@ -152,7 +163,13 @@ def build_portal_app(
             Route("/healthz", healthz),
             Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
         ],
-        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            Middleware(SecurityHeaders, is_https=partial(request_is_https, settings=settings)),
+            Middleware(
+                HostCheck, hosts=allowed_hosts(settings), public_url=settings.resolved_portal_url
+            ),
+        ],
     )
     app.state.deps = portal_deps
     app.state.habilitations = HabilitationPortal.from_runtime(runtime, mailer)

@@ -610,8 +610,8 @@ _IR_RESOURCE_LABELS: Final = {
     "ir_assiettes_multiple": "Situations à l'impôt sur le revenu d'une année "
     "(déclarations multiples)",
     "ir_derniere_situation": "Dernière situation à l'impôt sur le revenu connue pour une année",
-    "ir_derniere_situation_deuxans": "Dernières situations à l'impôt sur le revenu "
-    "(deux dernières années)",
+    "ir_derniere_situation_deuxans": "Dernière situation à l'impôt sur le revenu connue "
+    "(la plus récente des deux dernières années)",
     "ir_factures": "Avis d'impôt sur le revenu d'une année (montants et paiements)",
     "ifi_assiettes": "Situation à l'impôt sur la fortune immobilière d'une année",
     "th_principale": "Taxe d'habitation de votre résidence principale",
@@ -802,6 +802,17 @@ class ExchangeHistory:
         )
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection"); leading
+# spaces are skipped by some spreadsheets before they look.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_cell(value: str) -> str:
+    """``value`` as a CSV cell no spreadsheet evaluates: a leading trigger gets a ``'``
+    (organisation names and démarches are the partners' own words)."""
+    return f"'{value}" if value.lstrip(" ").startswith(FORMULA_TRIGGERS) else value
+
+
 def exchanges_csv(exchanges: Sequence[Exchange]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -809,7 +820,8 @@ def exchanges_csv(exchanges: Sequence[Exchange]) -> str:
     for exchange in exchanges:
         row = exchange.row()
         writer.writerow(
-            "; ".join(row[c]) if isinstance(row[c], list) else row[c] for c in DOWNLOAD_COLUMNS
+            spreadsheet_cell("; ".join(row[c]) if isinstance(row[c], list) else str(row[c]))
+            for c in DOWNLOAD_COLUMNS
         )
     return out.getvalue()
 

@@ -173,7 +173,7 @@ async def _page_with_errors(
 async def _decide(request: Request, form: FormData, _: Any) -> Response:
     request_id = parse_id(request.path_params["request_id"])
     action = field(form, "action", 32)
-    reason = field(form, "reason", REASON_TEXT_LIMIT)
+    reason = field(form, "reason", REASON_TEXT_LIMIT, multiline=True)
     hp = portal_of(request)
 
     def work(session: Session, user: User, now: dt.datetime) -> None:
@@ -214,7 +214,7 @@ async def _decide(request: Request, form: FormData, _: Any) -> Response:
 async def _comment(request: Request, form: FormData, _: Any) -> Response:
     request_id = parse_id(request.path_params["request_id"])
     block = parse_block(field(form, "block", 32))
-    text = field(form, "text", REASON_TEXT_LIMIT)
+    text = field(form, "text", REASON_TEXT_LIMIT, multiline=True)
 
     def work(session: Session, user: User, now: dt.datetime) -> None:
         _instructor(user)
@@ -330,7 +330,7 @@ async def habilitation_page(request: Request) -> Response:
 async def _manage(request: Request, form: FormData, _: Any) -> Response:
     habilitation_id = parse_id(request.path_params["habilitation_id"])
     action = field(form, "action", 32)
-    reason = field(form, "reason", REASON_TEXT_LIMIT)
+    reason = field(form, "reason", REASON_TEXT_LIMIT, multiline=True)
     hp = portal_of(request)
 
     def work(session: Session, user: User, now: dt.datetime) -> None:

@@ -76,7 +76,16 @@ from guichet.habilitation.validation import (
 from guichet.journal.models import JournalRecord
 from guichet.logs import event
 from guichet.mail import Mailer
-from guichet.portal.web import csrf_protected, current_session, deps, field, redirect, render
+from guichet.portal.web import (
+    MAX_FORM_BODY,
+    TextInvalid,
+    csrf_protected,
+    current_session,
+    deps,
+    field,
+    redirect,
+    render,
+)
 from guichet.runtime import Runtime
 from guichet.secrets import MasterSecret
 
@@ -452,8 +461,12 @@ def parse_block_form(block: Block, form: FormData) -> dict[str, Any]:
     def f(name: str, limit: int = 5000) -> str:
         return field(form, name, limit).strip()
 
+    def text(name: str, limit: int = 5000) -> str:
+        """A textarea: several lines allowed."""
+        return field(form, name, limit, multiline=True).strip()
+
     if block is Block.BASICS:
-        return {k: f(k) for k in ("demarche", "description", "intended_use")}
+        return {"demarche": f("demarche"), **{k: text(k) for k in ("description", "intended_use")}}
     if block is Block.LEGAL:
         values: dict[str, Any] = {
             k: f(k) for k in ("nature", "reference", "url", "secrecy_derogation", "document_id")
@@ -463,18 +476,18 @@ def parse_block_form(block: Block, form: FormData) -> dict[str, Any]:
     if block is Block.PERIMETER:
         chosen = [s for s in form.getlist("data_scopes") if s in IR_DATA_SCOPES]
         return {
-            "data_scopes": {s: f(f"justification_{s}") for s in chosen},
+            "data_scopes": {s: text(f"justification_{s}") for s in chosen},
             "labels": {s: f(f"label_{s}", 400) for s in chosen},
             "access_modes": [str(m) for m in form.getlist("access_modes")][:5],
             "year_scopes": [str(y) for y in form.getlist("year_scopes")][:5],
             "r11494_domain": f("r11494_domain"),
         }
     if block is Block.RECIPIENTS:
-        return {"services": _lines(f("services"))[:50]}
+        return {"services": _lines(text("services"))[:50]}
     if block is Block.PERSONAL_DATA:
         return {
             "retention_months": _number(f("retention_months", 20)),
-            "retention_justification": f("retention_justification"),
+            "retention_justification": text("retention_justification"),
         }
     if block is Block.CONTACTS:
         contacts: dict[str, Any] = {}
@@ -485,19 +498,19 @@ def parse_block_form(block: Block, form: FormData) -> dict[str, Any]:
         return contacts
     if block is Block.TECHNICAL:
         return {
-            "ip_ranges": _lines(f("ip_ranges"))[:50],
-            "certificate_pem": f("certificate_pem", 20000),
+            "ip_ranges": _lines(text("ip_ranges"))[:50],
+            "certificate_pem": text("certificate_pem", 20000),
             "volumetry_per_minute": _number(f("volumetry_per_minute", 20)),
-            "volumetry_justification": f("volumetry_justification"),
+            "volumetry_justification": text("volumetry_justification"),
             "annual_files": _number(f("annual_files", 20)),
             "hourly_peak": _number(f("hourly_peak", 20)),
             "federation_client_id": f("federation_client_id", 200),
-            "federation_redirect_uris": _lines(f("federation_redirect_uris"))[:10],
+            "federation_redirect_uris": _lines(text("federation_redirect_uris"))[:10],
         }
     if block is Block.PRODUCTION:
         return {
             "recette_confirmed": _checked(form, "recette_confirmed"),
-            "recette_results": f("recette_results"),
+            "recette_results": text("recette_results"),
             "formalities_declared": _checked(form, "formalities_declared"),
             "security_kind": f("security_kind", 32),
             "homologation": {
@@ -626,7 +639,15 @@ async def _render_with_errors(
 async def _save_block(request: Request, form: FormData, _: Any) -> Response:
     request_id = parse_id(request.path_params["request_id"])
     block = parse_block(request.path_params["block"])
-    values = parse_block_form(block, form)
+    try:
+        values = parse_block_form(block, form)
+    except TextInvalid as exc:
+        errors = [
+            FieldError(f"{block.value}.{name}", message) for name, message in exc.errors.items()
+        ]
+        return await _render_with_errors(
+            request, request_id, errors, exc.status, "Le bloc n'a pas été enregistré."
+        )
     hp = portal_of(request)
     uploads: list[tuple[tuple[str, ...], service.DocumentKind, str, bytes]] = []
     if block is Block.LEGAL and (doc := _upload(form, "document")):
@@ -1023,7 +1044,7 @@ async def _start_update(request: Request, _form: FormData, _: Any) -> Response:
 async def _give_notice(request: Request, form: FormData, _: Any) -> Response:
     """[000 §14] the partner ends the exchange in writing, with reasons, two months ahead."""
     hab_id = request.path_params["habilitation_id"]
-    reason = field(form, "reason", 5000)
+    reason = field(form, "reason", 5000, multiline=True)
     confirmed = _checked(form, "confirm")
     hp = portal_of(request)
 
@@ -1073,7 +1094,7 @@ async def _archive(request: Request, form: FormData, _: Any) -> Response:
     """A member archives a request the transition table lets go (draft, changes requested,
     refused, validated); the reason, optional, goes to the timeline."""
     request_id = parse_id(request.path_params["request_id"])
-    reason = field(form, "reason", 5000)
+    reason = field(form, "reason", 5000, multiline=True)
 
     def work(session: Session, user: User, now: dt.datetime) -> None:
         found = service.get_request(session, user, request_id)
@@ -1130,7 +1151,13 @@ async def _collect(request: Request, _form: FormData, _: Any) -> Response:
 
 
 new_request = csrf_protected(_new_request)
-save_block = csrf_protected(_save_block, max_files=2, max_fields=BLOCK_FORM_FIELDS)
+# Two documents at most per block, each at most MAX_BYTES, and the block's fields.
+save_block = csrf_protected(
+    _save_block,
+    max_files=2,
+    max_fields=BLOCK_FORM_FIELDS,
+    max_body=2 * MAX_BYTES + MAX_FORM_BODY,
+)
 accept_terms = csrf_protected(_accept_terms)
 submit = csrf_protected(_submit)
 start_production = csrf_protected(_start_production)

@@ -1,6 +1,9 @@
-"""Security headers on every portal answer (CSP without inline code, no framing, no referrer)."""
+"""Security headers on every portal answer (CSP without inline code, no framing, no referrer,
+no MIME sniffing; HSTS when the browser came over HTTPS)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,17 +38,18 @@ HEADERS = {
 
 class SecurityHeaders:
     """Adds ``HEADERS`` to every response; pages (not static assets) are never cached; HSTS
-    when the request came over HTTPS."""
+    when the browser came over HTTPS (``is_https``: TLS here, or behind a TLS proxy)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, is_https: Callable[[Scope], bool]) -> None:
         self.app = app
+        self.is_https = is_https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         static = str(scope.get("path", "")).startswith("/static/")
-        https = scope.get("scheme") == "https"
+        https = self.is_https(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

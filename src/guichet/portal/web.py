@@ -16,11 +16,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Message, Receive
 
+from guichet.accounts.errors import FormInvalid
 from guichet.accounts.service import AccountService, AccountView
 from guichet.accounts.sessions import SessionData, SessionStore
+from guichet.errors import GuichetError
 from guichet.logs import event
 from guichet.mail.outbox import Outbox
+from guichet.portal.origin import loopback_peer, request_is_https
 from guichet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,8 @@ COOKIE = "guichet_session"
 SECURE_COOKIE = "__Host-guichet_session"
 CSRF_FIELD = "csrf_token"
 MAX_FORM_FIELDS = 50
+# Forms without files: the largest (a request's perimeter block) is far below.
+MAX_FORM_BODY = 2 * 1024 * 1024
 _URL = re.compile(r"https?://[^\s<>\"']+")
 
 
@@ -61,7 +67,8 @@ def deps(request: Request) -> PortalDeps:
 
 
 def is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """The browser came over HTTPS (TLS here, or a TLS proxy in front): cookies are Secure."""
+    return request_is_https(request.scope, deps(request).settings)
 
 
 def cookie_name(request: Request) -> str:
@@ -134,7 +141,7 @@ async def render(
         request_path=request.url.path,
         account=await current_account(request),
         csrf_token=session.csrf_token if session else "",
-        outbox_enabled=d.outbox is not None,
+        outbox_enabled=d.outbox is not None and loopback_peer(request.scope),
         **context,
     )
     return finish(request, HTMLResponse(page, status_code=status_code))
@@ -156,24 +163,64 @@ def _cross_site(request: Request) -> bool:
         return fetch_site not in {"same-origin", "none"}
     origin = request.headers.get("origin")
     if origin and origin != "null":
-        return origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}"
+        scheme = "https" if is_https(request) else "http"
+        return origin.rstrip("/") != f"{scheme}://{request.url.netloc}"
     return False
 
 
 FormHandler = Callable[[Request, FormData, SessionData], Awaitable[Response]]
 
 
+class BodyTooLarge(GuichetError):
+    status = 413
+    code = "body_too_large"
+    title = "Envoi trop volumineux"
+
+
+def limited_receive(request: Request, max_body: int) -> Receive:
+    """The request's body stream, cut at ``max_body`` bytes: a larger body is refused as it
+    arrives (its ``Content-Length`` first), never read in full before being measured."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise BodyTooLarge(_too_large(max_body))
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_body:
+                raise BodyTooLarge(_too_large(max_body))
+        return message
+
+    return receive
+
+
+def _too_large(max_body: int) -> str:
+    return (
+        f"Le formulaire envoyé dépasse {max_body // (1024 * 1024)} Mo : "
+        "réduisez la taille des fichiers joints."
+    )
+
+
 def csrf_protected(
-    handler: FormHandler, *, max_files: int = 0, max_fields: int = MAX_FORM_FIELDS
+    handler: FormHandler,
+    *,
+    max_files: int = 0,
+    max_fields: int = MAX_FORM_FIELDS,
+    max_body: int = MAX_FORM_BODY,
 ) -> Callable[[Request], Awaitable[Response]]:
     """Every POST of the portal goes through here: a cross-site request, or a form without
     the session's synchronizer token, is refused with 403 before the handler runs.
 
-    Forms take no file unless the route says how many (``max_files``, the request's uploads).
+    Forms take no file unless the route says how many (``max_files``, the request's uploads);
+    a body beyond ``max_body`` bytes is refused with 413 while it streams in.
     """
 
     async def endpoint(request: Request) -> Response:
-        form = await request.form(max_files=max_files, max_fields=max_fields)
+        body = Request(request.scope, limited_receive(request, max_body))
+        form = await body.form(max_files=max_files, max_fields=max_fields)
         session = await current_session(request)
         if (
             _cross_site(request)
@@ -196,6 +243,39 @@ def csrf_protected(
     return endpoint
 
 
-def field(form: FormData, name: str, limit: int = 1000) -> str:
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: invisible on the
+# page, they break mail headers and logs (a U+2028 in a démarche stopped every decision mail).
+_CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
+FORBIDDEN_ONE_LINE = re.compile(f"[{_CONTROL}\t\n\r]")
+FORBIDDEN_MULTILINE = re.compile(f"[{_CONTROL}]")
+
+
+class TextInvalid(FormInvalid):
+    """A text field holds a control character or a line separator."""
+
+    code = "text_invalid"
+    title = "Caractère non autorisé"
+
+    def __init__(self, name: str, *, multiline: bool) -> None:
+        allowed = "" if multiline else " (ni tabulation ni retour à la ligne sur une seule ligne)"
+        message = (
+            "Ce champ contient un caractère invisible non autorisé : caractère de contrôle ou "
+            f"séparateur de ligne Unicode{allowed}. Retirez-le puis enregistrez à nouveau."
+        )
+        super().__init__({name: message})
+        self.detail = f"Champ « {name} » : {message}"
+
+
+def field(form: FormData, name: str, limit: int = 1000, *, multiline: bool = False) -> str:
+    """The text field ``name`` (at most ``limit`` characters; ``""`` if absent).
+
+    Every text field of the portal is read here: control characters and U+2028/U+2029 are
+    refused (``TextInvalid``, a field error), and line ends too unless ``multiline``.
+    """
     value = form.get(name)
-    return value[:limit] if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    value = value[:limit]
+    if (FORBIDDEN_MULTILINE if multiline else FORBIDDEN_ONE_LINE).search(value):
+        raise TextInvalid(name, multiline=multiline)
+    return value

@@ -39,7 +39,8 @@ def portal(
 
 @pytest.fixture
 def client(portal: Starlette) -> Iterator[TestClient]:
-    with TestClient(portal, follow_redirects=False) as c:
+    # The person running the embedded default, on this machine (the outbox is theirs).
+    with TestClient(portal, follow_redirects=False, client=("127.0.0.1", 50000)) as c:
         yield c
 
 

@@ -123,7 +123,7 @@ def test_cookie_flags_over_http(client: TestClient) -> None:
 
 
 def test_cookie_flags_over_https(portal: Starlette) -> None:
-    with TestClient(portal, base_url="https://portail.example") as https:
+    with TestClient(portal, base_url="https://testserver") as https:
         cookie = https.get("/connexion").headers["set-cookie"]
     assert cookie.startswith("__Host-guichet_session=")
     assert "Secure" in cookie
@@ -147,7 +147,7 @@ def test_security_headers(client: TestClient, path: str) -> None:
 
 
 def test_hsts_over_https(portal: Starlette) -> None:
-    with TestClient(portal, base_url="https://portail.example") as https:
+    with TestClient(portal, base_url="https://testserver") as https:
         assert https.get("/").headers["strict-transport-security"] == "max-age=31536000"
 
 
@@ -167,10 +167,12 @@ def test_outbox_is_hidden_when_smtp_is_configured(
     master_secret: MasterSecret,
     tmp_path: Path,
 ) -> None:
-    settings = Settings(data_dir=tmp_path, smtp_url="smtp://127.0.0.1:1")
+    settings = Settings(
+        data_dir=tmp_path, smtp_url="smtp://127.0.0.1:1", portal_public_url="http://testserver"
+    )
     runtime = Runtime(settings, engine, session_factory, master_secret, clock)
     app = build_portal_app(runtime, QuotaService(None), password_hasher=FAST_HASHER)
-    with TestClient(app) as c:
+    with TestClient(app, client=("127.0.0.1", 50000)) as c:
         assert c.get("/outbox").status_code == 404
         assert 'href="/outbox"' not in c.get("/").text
 
