@@ -39,6 +39,7 @@ test-deps:
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy src
@@ -57,5 +58,6 @@ screenshots: $(VENV)/.dev $(ASSETS)
 	  tests/functional/test_habilitation_journey.py tests/functional/test_franceconnect_journey.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache node_modules src/guichet/portal/static/dsfr \
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache node_modules \
+	  src/guichet/portal/static/dsfr \
 	  src/guichet/portal/static/htmx

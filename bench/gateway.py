@@ -177,7 +177,7 @@ def main() -> None:
     from sqlalchemy import update
 
     from guichet.db import make_engine, make_sessionmaker, transaction
-    from guichet.gateway.policy import bump_generation
+    from guichet.db.models import bump_generation
     from guichet.habilitation.models import Habilitation
 
     factory = make_sessionmaker(make_engine(f"sqlite:///{data_dir / 'guichet.db'}"))

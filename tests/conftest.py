@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.clock import FrozenClock
 from guichet.db import make_engine, make_sessionmaker
-from guichet.db.registry import metadata
+from guichet.schema import metadata
 from guichet.secrets import MasterSecret
 from tests.support.postgres import PostgresServer
 

@@ -36,14 +36,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import logging
+import re
+import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -80,6 +84,12 @@ log = logging.getLogger("quotient_familial")
 CITY: Final = "Ville de Démoville"
 ORIGIN: Final = "Direction générale des Finances publiques"
 FLOW_COOKIE: Final = "qf_parcours"
+# Forms carry a token bound to the browser's session cookie (OWASP "signed double submit
+# cookie"): another site can make a browser post here, but cannot read the token.
+CSRF_COOKIE: Final = "qf_session"
+CSRF_FIELD: Final = "csrf"
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+MAX_FORM: Final = 4096  # the forms hold a token and a button: nothing more is read
 PARIS: Final = ZoneInfo("Europe/Paris")
 TEMPLATES: Final = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -202,29 +212,91 @@ def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     )
 
 
-def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> Starlette:
-    """The city's démarche. ``today`` gives the date in Paris (a test may fix it)."""
-    france_connect = FranceConnect(config)
+async def small_form(request: Request) -> dict[str, str] | None:
+    """The posted form, if it is a small ``application/x-www-form-urlencoded`` one."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return None
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def build_app(
+    config: Config,
+    *,
+    today: Callable[[], dt.date] | None = None,
+    federation_transport: httpx.AsyncBaseTransport | None = None,
+    max_flows: int | None = None,
+) -> Starlette:
+    """The city's démarche. ``today`` gives the date in Paris (a test may fix it), and
+    ``federation_transport`` the way to the federation (the network when ``None``)."""
+    france_connect = FranceConnect(config, transport=federation_transport)
     gateway = Gateway(config)
-    flows = Flows()
+    flows = Flows() if max_flows is None else Flows(max_flows)
     secure_cookie = config.partner_url.startswith("https://")
+    csrf_key = secrets.token_bytes(32)  # per process: a restart only expires open forms
     issuer_origin = "{0.scheme}://{0.netloc}".format(urlsplit(config.issuer))
 
     def current_date() -> dt.date:
         return today() if today is not None else dt.datetime.now(PARIS).date()
 
+    def session_of(request: Request) -> str | None:
+        value = request.cookies.get(CSRF_COOKIE, "")
+        return value if _SESSION_ID.fullmatch(value) else None
+
+    def csrf_token(session: str) -> str:
+        return hmac.new(csrf_key, session.encode(), hashlib.sha256).hexdigest()
+
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """A page whose forms carry the token of the browser's session (made if need be)."""
+        session = session_of(request)
+        fresh = session is None
+        session = session or secrets.token_urlsafe(32)
+        response = page(name, status, csrf=csrf_token(session), **context)
+        if fresh:
+            response.set_cookie(
+                CSRF_COOKIE, session, httponly=True, secure=secure_cookie, samesite="lax"
+            )
+        return response
+
+    async def csrf_ok(request: Request) -> bool:
+        session = session_of(request)
+        form = await small_form(request)
+        if session is None or form is None:
+            return False
+        return hmac.compare_digest(form.get(CSRF_FIELD, ""), csrf_token(session))
+
+    def expired_form(request: Request) -> Response:
+        log.info("quotient_familial:csrf:refused path=%s", request.url.path)
+        return render(
+            request,
+            "message.html",
+            403,
+            title="Ce formulaire a expiré",
+            detail="Il ne vient pas de cette page ou elle est trop ancienne : revenez à "
+            "l'accueil et recommencez.",
+        )
+
     async def home(request: Request) -> Response:
         n1, n2 = revenue_years(current_date())
-        return page("accueil.html", n1=n1, n2=n2, tranches=TRANCHES, euros=euros)
+        return render(request, "accueil.html", n1=n1, n2=n2, tranches=TRANCHES, euros=euros)
 
     async def sign_in(request: Request) -> Response:
+        if not await csrf_ok(request):
+            return expired_form(request)
+        flows.forget(request.cookies.get(FLOW_COOKIE))  # one sign-in at a time per browser
         key, flow = flows.start()
         try:
             url = await france_connect.authorization_url(flow)
         except (httpx.HTTPError, SignInError, KeyError):
             flows.forget(key)
             log.warning("quotient_familial:federation:unreachable")
-            return page(
+            return render(
+                request,
                 "message.html",
                 503,
                 title="FranceConnect est momentanément indisponible",
@@ -245,7 +317,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
         key = request.cookies.get(FLOW_COOKIE)
         flow = flows.get(key)
         if flow is None or flow.id_token is not None:
-            return page(
+            return render(
+                request,
                 "message.html",
                 400,
                 title="Votre session a expiré",
@@ -258,7 +331,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
             flows.forget(key)
             log.info("quotient_familial:sign_in:failed refused=%s", exc.refused)
             if exc.refused:
-                return page(
+                return render(
+                    request,
                     "message.html",
                     200,
                     title="Vous avez refusé la transmission de vos données",
@@ -267,7 +341,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
                     "pas été calculé. Vous pouvez recommencer, ou présenter votre dernier "
                     "avis d'imposition à l'accueil de la mairie.",
                 )
-            return page(
+            return render(
+                request,
                 "message.html",
                 400,
                 title="La connexion avec FranceConnect n'a pas abouti",
@@ -276,7 +351,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
         except httpx.HTTPError:
             flows.forget(key)
             log.warning("quotient_familial:federation:unreachable")
-            return page(
+            return render(
+                request,
                 "message.html",
                 503,
                 title="FranceConnect est momentanément indisponible",
@@ -287,7 +363,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
         try:
             result = await obtain_result(gateway, citizen.access_token, current_date())
         except Problem as problem:
-            return page(
+            return render(
+                request,
                 "message.html",
                 200,
                 title=problem.title,
@@ -297,7 +374,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
             )
         except httpx.HTTPError:
             log.warning("quotient_familial:gateway:unreachable")
-            return page(
+            return render(
+                request,
                 "message.html",
                 503,
                 title="Service momentanément indisponible",
@@ -306,7 +384,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
                 signed_in=True,
             )
         # Shown once, never stored: the response is rendered and the values are dropped.
-        return page(
+        return render(
+            request,
             "resultat.html",
             who=f"{citizen.given_name} {citizen.family_name}".strip(),
             result=result,
@@ -316,6 +395,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
         )
 
     async def sign_out(request: Request) -> Response:
+        if not await csrf_ok(request):
+            return expired_form(request)
         key = request.cookies.get(FLOW_COOKIE)
         flow = flows.get(key)
         flows.forget(key)
@@ -332,7 +413,7 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
         yield
         await gateway.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", home),
             Route("/connexion", sign_in, methods=["POST"]),
@@ -348,6 +429,8 @@ def build_app(config: Config, *, today: Callable[[], dt.date] | None = None) -> 
         ],
         lifespan=lifespan,
     )
+    app.state.flows = flows
+    return app
 
 
 class SecurityHeaders:

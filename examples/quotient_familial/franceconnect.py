@@ -7,6 +7,7 @@ import base64
 import json
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ ACR: Final = "eidas1"
 # which would let whoever can alter it (or the JWT's own header) pick ``none`` or HS256.
 ALGORITHMS: Final = ["ES256", "RS256"]
 FLOW_LIFETIME: Final = 600  # seconds between the click and the return from FranceConnect
+MAX_FLOWS: Final = 10_000  # sign-ins in progress at once, well beyond a city's peak
 
 
 @dataclass
@@ -51,13 +53,25 @@ class Flow:
 class Flows:
     """The flows, server-side, keyed by a random cookie value: the browser only holds an
     opaque identifier. One process keeps them in memory; several workers would share a
-    store (Redis, the database) instead."""
+    store (Redis, the database) instead.
 
-    def __init__(self) -> None:
-        self._flows: dict[str, Flow] = {}
+    Bounded: a flow expires after ``FLOW_LIFETIME`` seconds, and beyond ``max_flows``
+    pending at once the oldest is dropped (its citizen starts again), so a flood of
+    sign-in starts cannot grow the memory without bound.
+    """
+
+    def __init__(self, max_flows: int = MAX_FLOWS) -> None:
+        self.max_flows = max_flows
+        # In creation order: the oldest, first to expire or to be dropped, comes first.
+        self._flows: OrderedDict[str, Flow] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._flows)
 
     def start(self) -> tuple[str, Flow]:
         self._expire()
+        while len(self._flows) >= self.max_flows:
+            self._flows.popitem(last=False)
         key = secrets.token_urlsafe(32)
         flow = Flow(
             state=secrets.token_urlsafe(32),
@@ -78,7 +92,10 @@ class Flows:
 
     def _expire(self) -> None:
         limit = time.monotonic() - FLOW_LIFETIME
-        for key in [k for k, f in self._flows.items() if f.created < limit]:
+        while self._flows:
+            key, oldest = next(iter(self._flows.items()))
+            if oldest.created >= limit:
+                return
             del self._flows[key]
 
 

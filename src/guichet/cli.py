@@ -349,17 +349,17 @@ def habilitation_list(
 def _transition(ident: str, action: str, reason: str, actor: str) -> None:
     """Through the same services as the portal: the contacts are notified, an immediate
     termination ends the validity, an expired attestation is not resumed by hand."""
+    from guichet.application import management, permissions
     from guichet.db import transaction
     from guichet.errors import GuichetError
-    from guichet.habilitation import lifecycle
     from guichet.habilitation.service import HabilitationError, find_habilitation
     from guichet.mail import build_mailer
     from guichet.runtime import open_runtime
 
     services = {
-        "suspend": lifecycle.suspend_habilitation,
-        "resume": lifecycle.resume_habilitation,
-        "revoke": lifecycle.terminate_for_security,
+        "suspend": management.suspend_habilitation,
+        "resume": management.resume_habilitation,
+        "revoke": management.terminate_for_security,
     }
     runtime = open_runtime()
     mailer = build_mailer(runtime.settings, runtime.clock)
@@ -369,7 +369,7 @@ def _transition(ident: str, action: str, reason: str, actor: str) -> None:
             services[action](
                 session,
                 hab,
-                lifecycle.ConsoleActor(actor),
+                permissions.ConsoleActor(actor),
                 reason,
                 now=runtime.clock.now(),
                 mailer=mailer,
@@ -417,9 +417,9 @@ def habilitation_revoke(ident: HabilitationId, reason: Reason, actor: Actor = "o
 def habilitation_rotate_secret(ident: HabilitationId, actor: Actor = "operator") -> None:
     """Renouveler le secret du client OAuth : l'ancien cesse de fonctionner dès la commande
     terminée ; le nouveau est affiché ici une seule fois (sortie standard)."""
+    from guichet.application import management, permissions
     from guichet.db import transaction
     from guichet.errors import GuichetError
-    from guichet.habilitation import lifecycle
     from guichet.habilitation.service import HabilitationError, find_habilitation
     from guichet.mail import build_mailer
     from guichet.runtime import open_runtime
@@ -428,10 +428,10 @@ def habilitation_rotate_secret(ident: HabilitationId, actor: Actor = "operator")
     try:
         with transaction(runtime.session_factory) as session:
             hab = find_habilitation(session, ident)
-            rotation = lifecycle.rotate_client_secret(
+            rotation = management.rotate_client_secret(
                 session,
                 hab,
-                lifecycle.ConsoleActor(actor),
+                permissions.ConsoleActor(actor),
                 now=runtime.clock.now(),
                 master=runtime.master,
                 mailer=build_mailer(runtime.settings, runtime.clock),
@@ -450,12 +450,12 @@ def habilitation_rotate_secret(ident: HabilitationId, actor: Actor = "operator")
 
 
 def _mount_domain_commands() -> None:
-    from guichet.accounts.cli import app as user_app
-    from guichet.federation.cli import app as federation_app
-    from guichet.journal.cli import app as journal_app
-    from guichet.operations.cli import app as operations_app
-    from guichet.records.cli import app as data_app
-    from guichet.sandbox.cli import app as sandbox_app
+    from guichet.commands.accounts import app as user_app
+    from guichet.commands.federation import app as federation_app
+    from guichet.commands.journal import app as journal_app
+    from guichet.commands.operations import app as operations_app
+    from guichet.commands.records import app as data_app
+    from guichet.commands.sandbox import app as sandbox_app
 
     app.add_typer(
         journal_app, name="journal", help="Vérifier, exporter et purger le journal des échanges."

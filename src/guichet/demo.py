@@ -25,12 +25,12 @@ from guichet.accounts.seed import ensure_instructor
 from guichet.apis import DOCUMENTS
 from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_SCOPES
 from guichet.db import transaction
+from guichet.db.models import bump_generation
+from guichet.federation.checktoken import DECRYPTION_KEY_FILE, load_decryption_key
 from guichet.federation.clients import register_client, set_encryption_key
 from guichet.federation.encryption import public_jwk_of
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.scopes import IDENTITY_SCOPES, OPENID
-from guichet.gateway.franceconnect import DECRYPTION_KEY_FILE, load_decryption_key
-from guichet.gateway.policy import bump_generation
 from guichet.habilitation.models import (
     AccessMode,
     Environment,
@@ -111,7 +111,7 @@ def ensure_federation_data_provider(runtime: Runtime) -> Path:
     """The gateway's data-provider client at the embedded federation (for /checktoken).
 
     Its secret lives only in ``DATA_DIR/federation/data-provider.json`` (0600), read by
-    ``guichet.gateway.franceconnect.from_settings`` when no credentials are configured.
+    ``guichet.federation.checktoken.from_settings`` when no credentials are configured.
     Its decryption key (EC P-256, ``ECDH-ES`` + ``A256GCM``) lives only in
     ``DATA_DIR/federation/data-provider-key.pem`` (0600); the public part is registered
     on the client, so the federation encrypts its answers as FranceConnect does. A data
@@ -162,8 +162,11 @@ def ensure_portal_federation_client(runtime: Runtime) -> Path | None:
     """The portal as a service provider of the embedded federation (the citizen's page).
 
     Redirect URI ``{portal URL}/mes-donnees/retour``, identity scopes only. Its secret lives
-    only in ``DATA_DIR/federation/portal.json`` (0600), read by ``guichet.portal.citizen``.
-    A later start whose portal URL changed updates the registered URIs. None (and the page
+    only in ``DATA_DIR/federation/portal.json`` (0600), read by
+    ``guichet.portal.citizen.relying_party``.
+    A later start whose portal URL changed updates the registered URIs. It is guichet's own
+    client (``internal``): no partner's request can bind it, and a start unbinds it (with
+    its identity scopes only) if an older version let one. None (and the page
     says it is not configured) when the portal URL cannot be a redirect URI (http on a
     host that is not loopback).
     """
@@ -183,6 +186,12 @@ def ensure_portal_federation_client(runtime: Runtime) -> Path | None:
                 if list(row.redirect_uris) != redirect_uris:
                     row.redirect_uris = redirect_uris
                     row.post_logout_redirect_uris = logout_uris
+                if not row.internal or row.habilitation_id or row.organisation_id:
+                    # Guichet's own client: no partner's habilitation or data scope, ever.
+                    row.internal = True
+                    row.habilitation_id = None
+                    row.organisation_id = None
+                    row.scopes = list(PORTAL_SCOPES)
                 return path
         try:
             registered = register_client(
@@ -193,6 +202,7 @@ def ensure_portal_federation_client(runtime: Runtime) -> Path | None:
                 redirect_uris=redirect_uris,
                 post_logout_redirect_uris=logout_uris,
                 scopes=list(PORTAL_SCOPES),
+                internal=True,  # never bindable to a partner's habilitation
             )
         except ValueError:
             return None
@@ -533,6 +543,7 @@ def _new_franceconnect_demo(
         post_logout_redirect_uris=[logout_uri],
         scopes=scopes,
         habilitation_id=hab.id,
+        organisation_id=org.id,  # the demo organisation owns it
     )
     demo_dir.mkdir(parents=True, exist_ok=True)
     cert_file = demo_dir / "franceconnect-client.crt"

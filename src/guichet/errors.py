@@ -237,6 +237,13 @@ class MethodNotAllowed(GuichetError):
     title = "Méthode non autorisée"
 
 
+# 413 — refused at the origin's edge (guichet.connections.BodyLimit)
+class PayloadTooLarge(GuichetError):
+    status = 413
+    code = "payload_too_large"
+    title = "Corps de requête trop volumineux"
+
+
 # 429 — quota
 class QuotaExceeded(GuichetError):
     status = 429

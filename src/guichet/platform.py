@@ -8,32 +8,42 @@ import logging
 import signal
 import socket
 import ssl
+import uuid
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from guichet import errors
+from guichet.apis.context import ApiDeps, OperationHandler
 from guichet.apis.impot_particulier import build_operations as ip_operations
 from guichet.apis.r2p import build_operations as r2p_operations
-from guichet.federation.app import build_federation_app
+from guichet.application.runner import run_periodically
+from guichet.connections import BodyLimit, ConnectionLimits
+from guichet.federation.checktoken import from_settings as franceconnect_from_settings
+from guichet.federation.citizens import SuggestedCitizen
+from guichet.federation.clients import directory
 from guichet.federation.server import FederationDeps
+from guichet.federation_web.app import build_federation_app
+from guichet.federation_web.app import too_large as federation_too_large
 from guichet.gateway.app import GatewayDeps, build_gateway_app
 from guichet.gateway.chain import ChainConfig, ControlChain, load_trust_store
-from guichet.gateway.context import ApiDeps, OperationHandler
-from guichet.gateway.franceconnect import from_settings as franceconnect_from_settings
-from guichet.gateway.policy import PolicyCache, Snapshot
-from guichet.gateway.quota import QuotaService
+from guichet.gateway.problem import problem_response
 from guichet.gateway.tls import TrustStore, build_server_ssl_context, make_server
 from guichet.habilitation.models import Environment
 from guichet.journal.service import JournalWriter
 from guichet.logs import event
+from guichet.oauth.policy import PolicyCache, Snapshot
 from guichet.oauth.server import OAuthDeps, token_routes
-from guichet.operations.runner import run_periodically
 from guichet.portal.app import build_portal_app
+from guichet.portal.citizen import load_portal_client
+from guichet.quota import QuotaService
 from guichet.runtime import Runtime
+from guichet.sandbox.personas import PERSONAS, SIGN_IN_SUGGESTIONS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +66,7 @@ class Platform:
         self.settings = runtime.settings
         self.tls = tls
         self.scheduler = scheduler
-        self.cache = PolicyCache(runtime.session_factory)
+        self.cache = PolicyCache(runtime.session_factory, directory)
         self.journal = JournalWriter(runtime.session_factory)
         self.quota = QuotaService(self.settings.redis_url, workers=self.settings.workers)
         api_deps = ApiDeps(runtime.session_factory, runtime.clock)
@@ -110,7 +120,8 @@ class Platform:
             trust_store=trust,
             journal=self.journal,
         )
-        return build_gateway_app(deps, token_routes(oauth))
+        app = build_gateway_app(deps, token_routes(oauth))
+        return BodyLimit(app, settings.max_body_bytes, _gateway_too_large)
 
     def federation_app(self) -> ASGIApp:
         """The sandbox identity federation (behaves like FranceConnect v2), its own origin."""
@@ -119,11 +130,15 @@ class Platform:
             session_factory=self.runtime.session_factory,
             master=self.runtime.master,
             clock=self.runtime.clock,
+            first_party_clients=partial(portal_client_ids, self.settings.data_dir),
+            suggested=tuple(SuggestedCitizen(spi, label) for spi, label in SIGN_IN_SUGGESTIONS),
         )
-        return build_federation_app(deps)
+        return BodyLimit(
+            build_federation_app(deps), self.settings.max_body_bytes, federation_too_large
+        )
 
     def portal_app(self) -> ASGIApp:
-        return build_portal_app(self.runtime, self.quota)
+        return build_portal_app(self.runtime, self.quota, personas=PERSONAS)
 
     def ssl_context(self) -> ssl.SSLContext:
         assert self.tls is not None
@@ -160,6 +175,11 @@ class Platform:
         await self.federation_check.aclose()
 
 
+def _gateway_too_large(limit: int) -> ASGIApp:
+    error = errors.PayloadTooLarge(f"Le corps de la requête dépasse {limit} octets.")
+    return problem_response(error, str(uuid.uuid4()))
+
+
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run the servers on uvloop where available (faster TLS and sockets), else asyncio."""
     try:
@@ -190,23 +210,31 @@ class Listener:
     ssl_context: ssl.SSLContext | None
 
 
+def server_for(listener: Listener, limits: ConnectionLimits) -> uvicorn.Server:
+    """The uvicorn server of one origin, under the origin's resource limits."""
+    host, port = listener.sock.getsockname()[:2]
+    return make_server(
+        listener.app,
+        host=host,
+        port=port,
+        ssl_context=listener.ssl_context,
+        log_level="warning",
+        limits=limits,
+        # URLs carry SPIs: no access log (the journal is the record, with pseudonyms),
+        # and uvicorn's own handlers give way to guichet's key=value logging.
+        access_log=False,
+        log_config=None,
+    )
+
+
 async def serve(platform: Platform, listeners: Iterable[Listener]) -> None:
     """Serve every listener until SIGINT/SIGTERM, then drain the journal and stop cleanly."""
     await platform.start()
     servers: list[uvicorn.Server] = []
+    limits = ConnectionLimits.from_settings(platform.settings)
     try:
         for listener in listeners:
-            server = make_server(
-                listener.app,
-                host=listener.sock.getsockname()[0],
-                port=listener.sock.getsockname()[1],
-                ssl_context=listener.ssl_context,
-                log_level="warning",
-                # URLs carry SPIs: no access log (the journal is the record, with pseudonyms),
-                # and uvicorn's own handlers give way to guichet's key=value logging.
-                access_log=False,
-                log_config=None,
-            )
+            server = server_for(listener, limits)
             # One signal handler for all servers (uvicorn's own would stop only one of them).
             server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
             servers.append(server)
@@ -233,3 +261,9 @@ async def serve(platform: Platform, listeners: Iterable[Listener]) -> None:
     finally:
         await platform.stop()
         event(log, "platform.stopped")
+
+
+def portal_client_ids(data_dir: Path) -> frozenset[str]:
+    """The portal's own federation client (``guichet init`` registers it), if any."""
+    client = load_portal_client(data_dir.resolve())
+    return frozenset({client.client_id}) if client else frozenset()

@@ -68,6 +68,87 @@ class Settings(BaseSettings):
     )
     maintenance: bool = Field(default=False, description="Answer 503 on every API call.")
     maintenance_retry_after: int = 600
+    # Resource limits of every origin (issue 11 §4; guichet.connections), per process.
+    max_connections: int = Field(
+        default=2048,
+        ge=16,
+        le=1_000_000,
+        description="Connections an origin holds at once; beyond, requests get 503.",
+    )
+    max_connections_per_client: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Connections one address holds at once on an origin; beyond, the new "
+        "connection is answered 429 and closed. Trusted proxies are exempt (nginx's "
+        "limit_conn does it per client in front).",
+    )
+    header_timeout: float = Field(
+        default=10,
+        gt=0,
+        le=300,
+        description="Seconds to send a request head, from the connection or from the first "
+        "byte of the next request (nginx's client_header_timeout).",
+    )
+    body_timeout: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="Longest silence, in seconds, between two reads of a request body "
+        "(nginx's client_body_timeout).",
+    )
+    keepalive_timeout: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="Seconds an idle keep-alive connection is kept open.",
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest request head, in bytes (431 beyond).",
+    )
+    sign_in_attempts_per_address: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Portal sign-in attempts per client address per minute (429 beyond).",
+    )
+    sign_in_attempts_per_account: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description="Portal sign-in attempts per account (email address) per minute, "
+        "whatever the addresses they come from (429 beyond).",
+    )
+    password_resets_per_address: int = Field(
+        default=5,
+        ge=1,
+        le=100_000,
+        description="Password reset requests and new-password forms per client address "
+        "per minute (429 beyond).",
+    )
+    password_resets_per_account: int = Field(
+        default=3,
+        ge=1,
+        le=100_000,
+        description="Password reset requests per account (email address) per minute.",
+    )
+    password_hashing_slots: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Password hashings (argon2id, 64 MiB each) the portal runs at once; "
+        "other sign-ins wait their turn.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body on the gateways and the federation (413 beyond, "
+        "refused while it streams); the portal sets its own per form (2 Mo, uploads 22 Mo).",
+    )
     log_level: str = "INFO"
     portal_public_url: str | None = Field(
         default=None,
@@ -80,6 +161,16 @@ class Settings(BaseSettings):
     )
     mail_from: str = Field(
         default="guichet <ne-pas-repondre@guichet.example>", description="Sender of every mail."
+    )
+    contact_email: str = Field(
+        default="contact@guichet.example",
+        description="Where people write to the team running guichet: the accessibility "
+        "statement's and the legal notice's contact.",
+    )
+    security_contact: str = Field(
+        default="securite@guichet.example",
+        description="Where a security flaw is reported (docs/security.md): shown in the "
+        "portal's legal notice and its /.well-known/security.txt (RFC 9116).",
     )
     outbox_dir: Path | None = Field(
         default=None, description="Where mails go without SMTP; default DATA_DIR/outbox."

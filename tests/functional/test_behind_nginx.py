@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from guichet.gateway.policy import read_generation
+from guichet.db.models import read_generation
 from guichet.pki import LocalPki, certificate_info, ensure_local_pki, issue_client_certificate
 from tests.conftest import BACKENDS
 from tests.functional.conftest import Product, api_headers

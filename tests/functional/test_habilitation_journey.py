@@ -356,11 +356,17 @@ def test_request_to_credentials_to_production_to_suspension(
                 assert time.monotonic() < deadline, "the call never reached the statistics"
                 time.sleep(0.2)
                 staff.reload()
-            assert "ok" in staff.locator("#statistiques").inner_text()
+            assert "Données transmises" in staff.locator("#statistiques").inner_text()
             check_accessibility(staff, "instruction-habilitation")
-            staff.locator("#f-reason-suspend").fill("Incident de sécurité signalé par la commune.")
-            staff.get_by_role("button", name="Suspendre").click()
+            # An irreversible action asks for confirmation in a dialog.
+            staff.get_by_role("button", name="Suspendre…").click()
+            dialog = staff.get_by_role("dialog", name="Suspendre")
+            dialog.wait_for(state="visible")
+            check_accessibility(staff, "instruction-suspension-confirmation")
+            dialog.get_by_label("Motif").fill("Incident de sécurité signalé par la commune.")
+            dialog.get_by_role("button", name="Suspendre", exact=True).click()
             staff.wait_for_url("**/instruction/habilitations/*?action=suspend")
+            assert staff.locator("#notice").inner_text() == "Habilitation suspendue."
             assert staff.locator("#statut").text_content() == "Suspendue"
             assert "Incident de sécurité" in staff.locator("h1 + p").inner_text()
             check_accessibility(staff, "instruction-habilitation-suspendue")
@@ -369,7 +375,7 @@ def test_request_to_credentials_to_production_to_suspension(
             # The partner watches their habilitations while the next call goes out.
             page.goto(url + "/habilitations")
             calls_region = page.locator("#derniers-appels")
-            assert "habilitation_suspended (403)" not in calls_region.inner_text()
+            assert "Refusé : habilitation suspendue" not in calls_region.inner_text()
             page.evaluate("window.__sansRechargement = true")
 
             # The very next call, with the same token, is refused.
@@ -383,7 +389,7 @@ def test_request_to_credentials_to_production_to_suspension(
 
             # The open page shows that refusal by itself (htmx refreshes the calls every 10 s),
             # without being reloaded.
-            calls_region.get_by_text("habilitation_suspended (403)").wait_for(timeout=20_000)
+            calls_region.get_by_text("Refusé : habilitation suspendue").wait_for(timeout=20_000)
             assert page.evaluate("window.__sansRechargement") is True
 
             page.goto(url + "/habilitations")

@@ -16,9 +16,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from guichet import edge
 from guichet.clock import SystemClock
 from guichet.errors import GuichetError
-from guichet.gateway import edge
 from guichet.gateway.tls import make_server
 from guichet.pki import LocalPki
 from tests.support import certs
@@ -31,7 +31,7 @@ OUTSIDER = "127.0.0.2"  # a loopback source address that is not a trusted proxy
 
 
 async def whoami(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Reports what ``guichet.gateway.edge`` makes of the request."""
+    """Reports what ``guichet.edge`` makes of the request."""
     if scope["type"] != "http":
         return
     body = b""

@@ -18,10 +18,11 @@ from playwright import sync_api as playwright_sync
 
 from guichet.clock import SystemClock
 from guichet.db import make_engine, make_sessionmaker
-from guichet.db.registry import metadata
-from guichet.gateway.quota import QuotaService
 from guichet.portal.app import STATIC_DIR, build_portal_app
+from guichet.quota import QuotaService
 from guichet.runtime import Runtime
+from guichet.sandbox.personas import PERSONAS
+from guichet.schema import metadata
 from guichet.secrets import MasterSecret
 from guichet.settings import Settings
 from tests.support.postgres import free_port
@@ -66,7 +67,9 @@ def portal_url(tmp_path: Path) -> Iterator[str]:
     runtime = Runtime(
         settings, engine, make_sessionmaker(engine), MasterSecret(b"k" * 48), SystemClock()
     )
-    app = build_portal_app(runtime, QuotaService(None), password_hasher=FAST_HASHER)
+    app = build_portal_app(
+        runtime, QuotaService(None), password_hasher=FAST_HASHER, personas=PERSONAS
+    )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
@@ -84,6 +87,9 @@ def portal_url(tmp_path: Path) -> Iterator[str]:
 
 def check_accessibility(page: Any, name: str) -> None:
     """axe-core on the page as shown; no serious or critical violation; a screenshot."""
+    # As the user ends up seeing it: a dialog fading in is half transparent, and axe would
+    # measure the contrast of that instant.
+    page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")
     # Through DevTools: the page's CSP (rightly) refuses injected scripts.
     page.evaluate(AXE.read_text(encoding="utf-8"))
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guichet.gateway.policy import read_generation
+from guichet.db.models import read_generation
 from guichet.pki import LocalPki, ensure_local_pki
 from tests.conftest import BACKENDS
 from tests.functional.conftest import Product, api_headers

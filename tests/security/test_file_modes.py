@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 
 from guichet.db import make_engine
-from guichet.db.registry import metadata
 from guichet.runtime import open_runtime
+from guichet.schema import metadata
 from guichet.settings import Settings
 
 

@@ -11,9 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from guichet.connections import ConnectionLimits
+from guichet.settings import Settings
 from tests.support.postgres import free_port
 
 NGINX = "/usr/sbin/nginx"
+DEFAULT_MAX_BODY: int = Settings.model_fields["max_body_bytes"].default
 
 CONFIG_TEMPLATE = """\
 worker_processes 1;
@@ -31,6 +34,8 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
+
+{limits}
 
     upstream guichet_upstream {{
         server {upstream_host}:{upstream_port};
@@ -50,6 +55,23 @@ http {{
 {certificate_errors}
     }}
 }}
+"""
+
+# The same resource limits as guichet's own origins (``guichet.connections``, the
+# ``GUICHET_*`` defaults; docs/security.md): nginx applies them per client before anything
+# reaches guichet, which exempts nginx's address (a trusted proxy) from its per-client cap.
+# Before nginx 1.25.3, ``client_header_timeout`` also bounds the TLS handshake.
+# ``limit_conn`` counts the connections with a request in progress.
+LIMIT_DIRECTIVES = """\
+client_header_timeout {header_timeout}s;
+client_body_timeout {body_timeout}s;
+keepalive_timeout {keepalive_timeout}s;
+send_timeout 30s;
+client_max_body_size {max_body_bytes};
+large_client_header_buffers 4 16k;
+limit_conn_zone $binary_remote_addr zone=per_client:10m;
+limit_conn per_client {per_client};
+limit_conn_status 429;
 """
 
 # The headers nginx sets replace any the caller sent under the same names; X-Forwarded-For
@@ -76,6 +98,11 @@ location @certificate_error {{
 """
 
 
+def _seconds(value: float) -> int:
+    """nginx times are whole seconds here (at least one)."""
+    return max(1, round(value))
+
+
 def _indent(directives: str, spaces: int) -> str:
     """One directive a line, re-indented (the caller's own indentation dropped)."""
     lines = (line.strip() for line in directives.splitlines())
@@ -94,7 +121,8 @@ class NginxServer:
     certificate to the upstream, which does the checking; ``pass_certificate_errors``
     forwards even those nginx finds expired). ``server_directives`` go into the
     ``server`` block (e.g. ``ssl_client_certificate …;``), ``location_directives`` next
-    to the ``proxy_pass``; one directive a line.
+    to the ``proxy_pass``; one directive a line. ``limits`` and ``max_body_bytes``: the
+    resource limits, guichet's defaults unless given (``LIMIT_DIRECTIVES``).
     """
 
     def __init__(
@@ -110,7 +138,10 @@ class NginxServer:
         pass_certificate_errors: bool = True,
         server_directives: str = "",
         location_directives: str = "",
+        limits: ConnectionLimits | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
+        limits = limits or ConnectionLimits()
         if not Path(NGINX).exists():
             raise RuntimeError(f"{NGINX} not found: install Debian's nginx-light (make test-deps)")
         self.host = host
@@ -124,6 +155,16 @@ class NginxServer:
             "server_cert": Path(server_cert).resolve(),
             "server_key": Path(server_key).resolve(),
             "verify_client": verify_client,
+            "limits": _indent(
+                LIMIT_DIRECTIVES.format(
+                    header_timeout=_seconds(limits.header_timeout),
+                    body_timeout=_seconds(limits.body_timeout),
+                    keepalive_timeout=_seconds(limits.keepalive_timeout),
+                    max_body_bytes=max_body_bytes,
+                    per_client=limits.per_client,
+                ),
+                4,
+            ),
             "server_directives": _indent(server_directives, 8),
             "proxy": _indent(proxy, 12),
             "certificate_errors": _indent_block(

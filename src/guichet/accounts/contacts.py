@@ -15,13 +15,12 @@ for the organisation's open requests when an address gets confirmed.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,10 +33,16 @@ from guichet.accounts.tokens import find_live, spend, token_columns
 from guichet.clock import utc
 from guichet.db import transaction
 from guichet.errors import BadRequest
-from guichet.habilitation.lifecycle import EDITABLE, RequestNotFound
+from guichet.habilitation.blocks import (
+    CONTACT_LABELS,
+    CONTACT_ROLES,
+    Block,
+    Contacts,
+    valid_email,
+)
+from guichet.habilitation.errors import RequestNotFound
 from guichet.habilitation.models import Organisation
-from guichet.habilitation.request_models import HabilitationRequest
-from guichet.habilitation.validation import CONTACT_LABELS, CONTACT_ROLES, Block, valid_email
+from guichet.habilitation.request_models import EDITABLE, HabilitationRequest
 from guichet.logs import event
 from guichet.mail import Mail
 
@@ -115,17 +120,17 @@ def refresh_contacts(session: Session, request: HabilitationRequest) -> None:
     if request.status not in EDITABLE:
         return
     data = dict(request.data or {})
-    contacts = data.get(Block.CONTACTS.value)
-    if not isinstance(contacts, dict):
+    stored = data.get(Block.CONTACTS.value)
+    if not isinstance(stored, dict):
         return
-    fresh = copy.deepcopy(contacts)
-    for role, contact in fresh.items():
-        if isinstance(contact, dict):
-            address = contact.get("email")
-            contact["verified"] = isinstance(address, str) and contact_verified(
-                session, request.organisation_id, role, address
-            )
-    if fresh != contacts:
+    contacts = Contacts.read(stored)
+    for role, contact in contacts.named():
+        address = contact.email
+        contact.verified = isinstance(address, str) and contact_verified(
+            session, request.organisation_id, role, address
+        )
+    fresh = contacts.stored()
+    if fresh != stored:
         # A new dict, so that the JSON column sees the change.
         request.data = {**data, Block.CONTACTS.value: fresh}
         session.flush()
@@ -160,13 +165,10 @@ def contact_states(
     session: Session, request: HabilitationRequest, now: dt.datetime
 ) -> dict[str, ContactState]:
     """Each named contact's state, computed now (what the request page shows)."""
-    contacts = (request.data or {}).get(Block.CONTACTS.value)
+    contacts = Contacts.read((request.data or {}).get(Block.CONTACTS.value))
     states: dict[str, ContactState] = {}
-    if not isinstance(contacts, dict):
-        return states
     for role in CONTACT_ROLES:
-        contact = contacts.get(role)
-        address = contact.get("email") if isinstance(contact, dict) else None
+        address = contacts.contact(role).email
         if not isinstance(address, str) or not valid_email(address):
             continue
         latest = _latest_link(session, request.organisation_id, email_key(address))
@@ -282,11 +284,10 @@ class ContactService:
         with transaction(self.accounts.session_factory) as session:
             request = self._request_of_member(session, request_id, user_id)
             organisation = session.get_one(Organisation, request.organisation_id)
-            contacts: dict[str, Any] = (request.data or {}).get(Block.CONTACTS.value) or {}
+            contacts = Contacts.read((request.data or {}).get(Block.CONTACTS.value))
             asked: set[str] = set()
             for role in CONFIRMED_BY_LINK:
-                contact = contacts.get(role)
-                address = contact.get("email") if isinstance(contact, dict) else None
+                address = contacts.contact(role).email
                 if not isinstance(address, str) or not valid_email(address):
                     continue
                 key = email_key(address)

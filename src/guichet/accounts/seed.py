@@ -5,26 +5,41 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from guichet.accounts.models import ProviderRole, User
 from guichet.accounts.passwords import Passwords
 from guichet.accounts.service import create_user, email_key, grant_provider_role
+from guichet.clock import Clock
 from guichet.db import transaction
-from guichet.runtime import Runtime
+from guichet.settings import Settings
 
 INSTRUCTOR_EMAIL = "instructeur@guichet.example"
 INSTRUCTOR_NAME = "Instructrice de démonstration"
 
 
-def instructor_file(runtime: Runtime) -> Path:
+class SeedRuntime(Protocol):
+    """What seeding needs of a runtime (``guichet.runtime.Runtime`` has it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+def instructor_file(runtime: SeedRuntime) -> Path:
     return runtime.settings.data_dir / "demo" / "instructor.txt"
 
 
 def ensure_instructor(
-    runtime: Runtime, passwords: Passwords | None = None
+    runtime: SeedRuntime, passwords: Passwords | None = None
 ) -> tuple[str, str | None]:
     """The demo instructor's email, and its new password if this call created the account.
 

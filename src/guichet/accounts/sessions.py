@@ -96,15 +96,15 @@ class SessionStore:
                 delete(PortalSession).where(PortalSession.id_hash == hash_secret(token))
             )
 
-    def purge_expired(self) -> int:
-        now = self.clock.now()
-        with transaction(self.session_factory) as session:
-            stale = session.scalars(
-                select(PortalSession.id_hash).where(
-                    (PortalSession.expires_at <= now)
-                    | (PortalSession.last_seen_at <= now - IDLE_TIMEOUT)
-                )
-            ).all()
-            if stale:
-                session.execute(delete(PortalSession).where(PortalSession.id_hash.in_(stale)))
-            return len(stale)
+
+def purge_expired(session: Session, now: dt.datetime) -> int:
+    """Delete the sessions that ended (twelve hours) or went idle (two hours) by ``now``; the
+    scheduled work runs it (``guichet.application.scheduler.tick``). Returns how many."""
+    stale = session.scalars(
+        select(PortalSession.id_hash).where(
+            (PortalSession.expires_at <= now) | (PortalSession.last_seen_at <= now - IDLE_TIMEOUT)
+        )
+    ).all()
+    if stale:
+        session.execute(delete(PortalSession).where(PortalSession.id_hash.in_(stale)))
+    return len(stale)

@@ -204,6 +204,38 @@ YEAR_SCOPES: Final = MappingProxyType(
 )
 YEAR_FALLBACK_SCOPE: Final = "dgfip_annee_n_moins_2_si_indispo_n_moins_1"
 
+# The data and year scopes FranceConnect v2 carries (DESIGN, SPEC §7.1): consented at the
+# federation, checked by the provider, never released by the federation itself
+# (``guichet.federation.scopes.DATA_SCOPES``).
+FRANCECONNECT_DATA_SCOPES: Final = frozenset(
+    {
+        "dgfip_rfr",
+        "dgfip_nbpart",
+        "dgfip_sitfam",
+        "dgfip_pac",
+        "dgfip_aft",
+        "dgfip_decl",
+        "dgfip_pariso",
+        "dgfip_inddeficit",
+        "dgfip_locaux_th",
+        "dgfip_mntRevbareme",
+        "dgfip_rns",
+        "dgfip_pensalper",
+        "dgfip_rbg",
+        "dgfip_rev_monde",
+        # The IR bill, the IFI and the principal housing tax's address and payers (the LEP
+        # check has no FranceConnect mode).
+        "dgfip_ir_facture",
+        "dgfip_ifi",
+        "dgfip_adresse_th",
+        "dgfip_redevables_th",
+        "dgfip_annee_n_moins_1",
+        "dgfip_annee_n_moins_2",
+        "dgfip_annee_n_moins_3",
+        "dgfip_annee_n_moins_2_si_indispo_n_moins_1",
+    }
+)
+
 # The product's root: the APIM contract lives under ``/1.0``, the convention's older OS
 # contract [003 annexe 3 §3.2] directly under it (``/impotparticulier/os{X}/{ANNEE}``).
 _IP = "/impotparticulier"

@@ -8,13 +8,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+# The scripts themselves belong to the composition (they may use the domains' code).
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
-def alembic_config(engine: Engine | None = None) -> Config:
+def alembic_config(engine: Engine | None = None, metadata: MetaData | None = None) -> Config:
+    """``metadata``, every model's (``guichet.schema.metadata``), is what ``check`` and a new
+    revision compare the migrations with; running migrations does not need it."""
     cfg = Config()
+    if metadata is not None:
+        cfg.attributes["metadata"] = metadata
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if engine is not None:
         cfg.attributes["engine"] = engine
@@ -33,6 +38,7 @@ def is_current(engine: Engine) -> bool:
     return set(current) == set(script.get_heads())
 
 
-def check(engine: Engine) -> None:
-    """Raise if the models hold changes no migration describes (``alembic check``)."""
-    command.check(alembic_config(engine))
+def check(engine: Engine, metadata: MetaData) -> None:
+    """Raise if the models (``metadata``) hold changes no migration describes (``alembic
+    check``)."""
+    command.check(alembic_config(engine, metadata))

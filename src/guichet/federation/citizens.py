@@ -19,7 +19,6 @@ from guichet.federation.providers import IdentityProvider
 from guichet.federation.scopes import IDENTITY_SCOPES, PIVOT_CLAIMS
 from guichet.records.models import Person
 from guichet.records.service import person_by_spi
-from guichet.sandbox import personas
 
 SANDBOX_STORE: Final = "sandbox"
 # One documented password for every sandbox citizen (docs/federation.md): fictive people only.
@@ -29,19 +28,10 @@ FRANCE: Final = "99100"
 
 @dataclass(frozen=True, slots=True)
 class SuggestedCitizen:
+    """A citizen offered on every sign-in page (``FederationDeps.suggested``)."""
+
     spi: str
     label: str
-
-
-# Offered on every sign-in page: the federation's well-known test citizen and the
-# provider's four shared test SPIs (DESIGN), so that partners' existing tests keep working.
-SUGGESTED: Final = (
-    SuggestedCitizen(personas.DUBOIS.spi, "Angela Claire Louise DUBOIS, née le 24/08/1962"),
-    SuggestedCitizen(personas.SHARED_30262.spi, "Paul LEROY — célibataire, une part"),
-    SuggestedCitizen(personas.SHARED_15247.spi, "Philippe DURAND — marié, deux enfants"),
-    SuggestedCitizen(personas.SHARED_23255.spi, "Jeanne BONNET — veuve, pensions"),
-    SuggestedCitizen(personas.SHARED_31263.spi, "Emma ROCHE — pacsée, un enfant"),
-)
 
 
 @dataclass(frozen=True, slots=True)

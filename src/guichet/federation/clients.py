@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from guichet.db.models import bump_generation
 from guichet.federation.encryption import stored_jwk
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.scopes import DATA_SCOPES, IDENTITY_SCOPES, OPENID, SCOPES_SUPPORTED
-from guichet.gateway.policy import bump_generation
-from guichet.habilitation.models import Habilitation, HabilitationFederationClient
+from guichet.habilitation.models import Habilitation, HabilitationFederationClient, Organisation
 from guichet.logs import event
+from guichet.oauth.policy import FederationClients
 from guichet.secrets import hash_secret, new_secret
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def register_client(
     habilitation_id: uuid.UUID | None = None,
     sector: str | None = None,
     encryption_jwk: Mapping[str, Any] | None = None,
+    organisation_id: uuid.UUID | None = None,
+    internal: bool = False,
 ) -> RegisteredClient:
     """Add a client in the caller's transaction; returns its secret (shown once).
 
@@ -67,6 +70,10 @@ def register_client(
     default scopes are ``openid`` and the identity scopes. A data provider has neither; it
     may register a public encryption key (``guichet.federation.encryption``), and its
     ``/checktoken`` answers are then encrypted to it.
+
+    The owner is recorded here: ``organisation_id`` (by default, the organisation of
+    ``habilitation_id``), whose requests alone may later bind the client; ``internal`` for
+    a client guichet registers for itself, never bindable (a data provider always is).
     """
     name = name.strip()
     if not name:
@@ -92,6 +99,18 @@ def register_client(
     habilitation = session.get(Habilitation, habilitation_id) if habilitation_id else None
     if habilitation_id is not None and habilitation is None:
         raise ValueError(f"no such habilitation: {habilitation_id}")
+    internal = internal or kind is ClientKind.DATA_PROVIDER
+    if habilitation is not None:
+        if internal:
+            raise ValueError("un client de guichet n'est lié à aucune habilitation")
+        if organisation_id is not None and organisation_id != habilitation.organisation_id:
+            raise ValueError("l'habilitation appartient à une autre organisation que le client")
+        organisation_id = habilitation.organisation_id
+    if organisation_id is not None:
+        if internal:
+            raise ValueError("un client de guichet n'appartient à aucune organisation")
+        if session.get(Organisation, organisation_id) is None:
+            raise ValueError(f"aucune organisation : {organisation_id}")
     client_id = secrets.token_hex(32)  # FranceConnect's client ids are 64 hex characters
     secret = new_secret()
     row = FederationClient(
@@ -104,6 +123,8 @@ def register_client(
         scopes=granted,
         sector=sector or client_id,
         habilitation_id=habilitation_id,
+        organisation_id=organisation_id,
+        internal=internal,
         disabled=False,
         created_at=now,
         encryption_jwk=encryption,
@@ -118,8 +139,113 @@ def register_client(
         client_id=client_id,
         kind=kind.value,
         habilitation_id=habilitation_id,
+        organisation_id=organisation_id,
+        internal=internal,
     )
     return RegisteredClient(client_id, secret, row)
+
+
+def claim_refusal(
+    session: Session, client_id: str, organisation_id: uuid.UUID, *, unknown_refused: bool
+) -> str | None:
+    """Why ``organisation_id``'s request may not bind the sandbox federation's client
+    ``client_id`` to its habilitation, in French for the request's field; None when it may.
+
+    Only the client's owner may bind it: never one of guichet's own clients (the portal's,
+    a data provider), a disabled client, a client nobody owns yet, or another
+    organisation's. An id the sandbox federation does not know is refused with
+    ``unknown_refused`` (the sandbox); else (production) it is the real FranceConnect's,
+    which the caller checks against the client ids other organisations declared."""
+    row = session.get(FederationClient, client_id)
+    if row is None:
+        if unknown_refused:
+            return "Ce client_id est inconnu de la fédération du bac à sable."
+        return None
+    if row.internal or row.kind is not ClientKind.SERVICE_PROVIDER:
+        return (
+            "Ce client_id est un client de guichet lui-même : "
+            "il ne peut être lié à aucune habilitation."
+        )
+    if row.disabled:
+        return "Ce client de la fédération est désactivé."
+    bound = session.get(Habilitation, row.habilitation_id) if row.habilitation_id else None
+    if (row.organisation_id is not None and row.organisation_id != organisation_id) or (
+        bound is not None and bound.organisation_id != organisation_id
+    ):
+        return "Ce client_id appartient à un autre fournisseur de service."
+    if row.organisation_id is None:
+        return (
+            "Ce client de la fédération n'a pas de propriétaire enregistré : demandez à "
+            "l'exploitant de l'attribuer à votre organisation."
+        )
+    return None
+
+
+def assign_owner(session: Session, client_id: str, siret: str) -> FederationClient:
+    """Record the organisation of ``siret`` as the owner of a service provider (the
+    operator's ``guichet federation client assign-owner``), in the caller's transaction.
+    Refused for guichet's own clients and for a client bound to another organisation's
+    habilitation; a client already owned changes owner only when still unbound."""
+    row = session.get(FederationClient, client_id)
+    if row is None:
+        raise ValueError(f"aucun client de la fédération : {client_id}")
+    if row.internal or row.kind is not ClientKind.SERVICE_PROVIDER:
+        raise ValueError("ce client est un client de guichet lui-même : il n'a pas de propriétaire")
+    organisation = session.scalar(select(Organisation).where(Organisation.siret == siret.strip()))
+    if organisation is None:
+        raise ValueError(f"aucune organisation avec le SIRET {siret.strip()}")
+    bound = session.get(Habilitation, row.habilitation_id) if row.habilitation_id else None
+    if bound is not None and bound.organisation_id != organisation.id:
+        raise ValueError(
+            "ce client est lié à une habilitation d'une autre organisation "
+            f"({bound.id}) : il ne peut pas changer de propriétaire"
+        )
+    previous = row.organisation_id
+    row.organisation_id = organisation.id
+    session.flush()
+    event(
+        log,
+        "federation:client:owner_assigned",
+        client_id=client_id,
+        organisation_id=organisation.id,
+        previous=previous,
+    )
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSummary:
+    """What an instructor sees of a request's federation client before validating."""
+
+    client_id: str
+    name: str
+    kind: ClientKind
+    redirect_uris: tuple[str, ...]
+    internal: bool
+    disabled: bool
+    owner_name: str | None
+    owner_siret: str | None
+    habilitation_id: uuid.UUID | None
+
+
+def describe_client(session: Session, client_id: str) -> ClientSummary | None:
+    """The sandbox federation's client ``client_id`` as the instruction page shows it; None
+    when the sandbox federation does not know it."""
+    row = session.get(FederationClient, client_id.strip())
+    if row is None:
+        return None
+    owner = session.get(Organisation, row.organisation_id) if row.organisation_id else None
+    return ClientSummary(
+        client_id=row.client_id,
+        name=row.name,
+        kind=row.kind,
+        redirect_uris=tuple(row.redirect_uris),
+        internal=row.internal,
+        disabled=row.disabled,
+        owner_name=owner.name if owner else None,
+        owner_siret=owner.siret if owner else None,
+        habilitation_id=row.habilitation_id,
+    )
 
 
 def declare_habilitation_client(
@@ -201,4 +327,29 @@ def list_clients(session: Session) -> list[FederationClient]:
         session.scalars(
             select(FederationClient).order_by(FederationClient.created_at, FederationClient.name)
         )
+    )
+
+
+def directory(session: Session) -> FederationClients:
+    """The federation's clients as the policy snapshot reads them
+    (``guichet.oauth.policy.FederationDirectory``): service providers bound to a
+    habilitation; disabled clients, data providers and guichet's own clients, refused even
+    when declared."""
+    bound: dict[uuid.UUID, set[str]] = {}
+    refused: set[str] = set()
+    for row in session.execute(
+        select(
+            FederationClient.client_id,
+            FederationClient.habilitation_id,
+            FederationClient.kind,
+            FederationClient.disabled,
+            FederationClient.internal,
+        )
+    ):
+        if row.disabled or row.internal or row.kind is not ClientKind.SERVICE_PROVIDER:
+            refused.add(row.client_id)
+        elif row.habilitation_id is not None:
+            bound.setdefault(row.habilitation_id, set()).add(row.client_id)
+    return FederationClients(
+        {hab_id: frozenset(ids) for hab_id, ids in bound.items()}, frozenset(refused)
     )

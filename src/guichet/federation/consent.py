@@ -15,7 +15,7 @@ import calendar
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -38,7 +38,7 @@ from guichet.clock import Clock, utc
 from guichet.federation.citizens import Citizen
 from guichet.federation.models import ConsentRecord
 from guichet.federation.providers import IdentityProvider
-from guichet.federation.scopes import DATA_SCOPES
+from guichet.federation.scopes import DATA_SCOPES, IDENTITY_SCOPES, OPENID
 from guichet.habilitation.models import Habilitation, HabilitationStatus
 from guichet.logs import event
 from guichet.secrets import MasterSecret
@@ -115,6 +115,33 @@ class NoConsentStep:
 
     async def decide(self, interaction: Interaction, form: Mapping[str, str]) -> bool:
         return True
+
+
+class FirstPartyConsent:
+    """The platform's own service (the portal's "Qui a consulté mes données ?") signs the
+    citizen in to show them their own exchanges: it reads their identity only, for no
+    démarche, so no consent to a partner's démarche is asked. Any other client, or that one
+    asking for more than the identity, goes through ``inner``."""
+
+    def __init__(self, inner: ConsentStep, first_party: Callable[[], frozenset[str]]) -> None:
+        self._inner = inner
+        self._first_party = first_party
+
+    def skips(self, interaction: Interaction) -> bool:
+        return (
+            interaction.habilitation_id is None
+            and set(interaction.scopes) <= {OPENID, *IDENTITY_SCOPES}
+            and interaction.client_id in self._first_party()
+        )
+
+    async def show(self, interaction: Interaction) -> Response | None:
+        if self.skips(interaction):
+            event(log, "federation:consent:first_party", client_id=interaction.client_id)
+            return None
+        return await self._inner.show(interaction)
+
+    async def decide(self, interaction: Interaction, form: Mapping[str, str]) -> bool:
+        return await self._inner.decide(interaction, form)
 
 
 # --- what the page shows ------------------------------------------------------------

@@ -4,7 +4,7 @@ FranceConnect v2 signs its answer to a data provider, then encrypts it to the pu
 the data provider registered (its ``checktoken_encrypted_response_alg`` / ``_enc``). The
 sandbox federation does the same with the key registered on the client: EC P-256 keys get
 ``ECDH-ES``, RSA keys (2048 bits or more) ``RSA-OAEP-256``; the content is always
-``A256GCM``. Those are the only pairs, on both sides (``guichet.gateway.franceconnect``).
+``A256GCM``. Those are the only pairs, on both sides (``guichet.federation.checktoken``).
 """
 
 from __future__ import annotations

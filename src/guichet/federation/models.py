@@ -45,6 +45,16 @@ class FederationClient(Base):
     habilitation_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("habilitation.id"), index=True
     )
+    # Who owns the client, recorded at registration (``clients.register_client``): a
+    # partner's organisation, whose requests alone may bind it to a habilitation; None for a
+    # client nobody owns yet (unbindable until an operator assigns it, ``assign_owner``) and
+    # for guichet's own clients.
+    organisation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organisation.id"), index=True
+    )
+    # A client guichet registered for itself (the portal's "who read my data", the data
+    # providers): never bound to any habilitation, never accepted by the gateway.
+    internal: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime]
     # A data provider's public encryption key (JWK): when set, its /checktoken answers are

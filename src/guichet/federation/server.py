@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, cast
 
@@ -42,8 +42,13 @@ from starlette.responses import JSONResponse, Response
 from guichet.clock import Clock, utc
 from guichet.federation import citizens
 from guichet.federation import keys as fkeys
-from guichet.federation.citizens import Citizen
-from guichet.federation.consent import ConsentPage, ConsentStep, habilitation_refusal
+from guichet.federation.citizens import Citizen, SuggestedCitizen
+from guichet.federation.consent import (
+    ConsentPage,
+    ConsentStep,
+    FirstPartyConsent,
+    habilitation_refusal,
+)
 from guichet.federation.encryption import CONTENT_ENCRYPTION, KEY_ALGORITHMS, encrypt_answer
 from guichet.federation.models import (
     ClientKind,
@@ -77,12 +82,18 @@ class FederationDeps:
     session_lifetime: int = 1800  # the citizen's browser session at the federation
     # The consent step; None (the default): the consent page (issue 5 §2) over these deps.
     consent: ConsentStep | None = None
+    # The platform's own clients (the portal's), read when needed: identity only, no consent.
+    first_party_clients: Callable[[], frozenset[str]] | None = None
+    # Offered on every sign-in page; the composition passes the sandbox's
+    # (``guichet.sandbox.personas.SIGN_IN_SUGGESTIONS``).
+    suggested: tuple[SuggestedCitizen, ...] = ()
 
     @property
     def consent_step(self) -> ConsentStep:
-        if self.consent is not None:
-            return self.consent
-        return ConsentPage(self.session_factory, self.master, self.clock)
+        step = self.consent or ConsentPage(self.session_factory, self.master, self.clock)
+        if self.first_party_clients is None:
+            return step
+        return FirstPartyConsent(step, self.first_party_clients)
 
 
 def token_hash(value: str) -> str:

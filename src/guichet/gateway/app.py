@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import threading
 import time
 import traceback
@@ -25,28 +24,26 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from guichet import errors
+from guichet import edge, errors
 from guichet.apis import DOCUMENTS, load_openapi
+from guichet.apis.context import ApiResponse, CallContext, OperationHandler
 from guichet.catalog.products import PRODUCTS, ApiProduct, Operation
 from guichet.clock import Clock
-from guichet.gateway import edge
 from guichet.gateway.chain import ControlChain
-from guichet.gateway.context import ApiResponse, CallContext, OperationHandler
 from guichet.gateway.metrics import CALLS, LATENCY
-from guichet.gateway.policy import PolicyCache
 from guichet.gateway.problem import problem_response
-from guichet.gateway.quota import QuotaService, ratelimit_headers
 from guichet.habilitation.models import Environment
 from guichet.journal.service import JournalEntry, JournalWriter
 from guichet.logs import event
+from guichet.oauth.policy import PolicyCache
+from guichet.quota import QuotaService, ratelimit_headers
 from guichet.secrets import MasterSecret
 from guichet.settings import Network
 
 log = logging.getLogger(__name__)
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # ``/openapi/<slug>.json|yaml`` → the document's key in ``guichet.apis.DOCUMENTS``.
 OPENAPI_DOCUMENTS = {d.slug: d.key for d in DOCUMENTS.values()}
 
@@ -67,19 +64,6 @@ class GatewayDeps:
     client_cert_header: str = "Client-Cert"
     maintenance: bool = False
     maintenance_retry_after: int = 600
-
-
-def correlation_id(request: Request) -> tuple[str, bool]:
-    """The caller's ``X-Correlation-ID`` if it is a UUID; else a fresh one and ``False``
-    (the authorization server's endpoints read it the gateway's way)."""
-    return _checked_correlation_id(request.headers.get("x-correlation-id"))
-
-
-def _checked_correlation_id(raw: str | None) -> tuple[str, bool]:
-    # The canonical 8-4-4-4-12 form only: uuid.UUID() would also take braces, URNs…
-    if raw and _UUID.fullmatch(raw.strip()):
-        return raw.strip().lower(), True
-    return str(uuid.uuid4()), False
 
 
 def _call_headers(scope: Scope) -> tuple[str | None, str | None]:
@@ -179,7 +163,7 @@ class GatewayCall:
         deps = self.deps
         started = time.perf_counter()
         raw_correlation_id, authorization = _call_headers(scope)
-        correlation_id, cid_ok = _checked_correlation_id(raw_correlation_id)
+        correlation_id, cid_ok = edge.checked_correlation_id(raw_correlation_id)
         ctx = CallContext(
             environment=deps.environment,
             correlation_id=correlation_id,
@@ -415,6 +399,23 @@ def build_gateway_app(deps: GatewayDeps, extra_routes: list[BaseRoute]) -> ASGIA
     return _Dispatcher(Router(routes, default=fallback))
 
 
+# Every answer of a gateway, a TLS origin (issue 11 §6): HTTPS only from now on, for a year,
+# and no content sniffing. Added at the edge, so refusals, 404s and /token carry them too.
+_EDGE_HEADERS = (
+    (b"strict-transport-security", b"max-age=31536000"),
+    (b"x-content-type-options", b"nosniff"),
+)
+
+
+def _with_edge_headers(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *_EDGE_HEADERS]}
+        await send(message)
+
+    return sending
+
+
 class _Dispatcher:
     """Starlette's ``Router``, with its routes looked up by the path's first segment.
 
@@ -440,6 +441,7 @@ class _Dispatcher:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            send = _with_edge_headers(send)
             # The route matches against the path less any root_path; a wrong pick finds no
             # full match and goes to the router, so the raw path is good enough to pick.
             candidates = self._by_segment.get(_first_segment(scope["path"]))

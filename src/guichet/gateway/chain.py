@@ -14,10 +14,10 @@ from typing import Any
 from cryptography import x509
 
 from guichet import errors
-from guichet.gateway.context import CallContext
-from guichet.gateway.policy import HabilitationPolicy, PolicyCache, Snapshot
+from guichet.apis.context import CallContext
 from guichet.habilitation.models import HabilitationStatus
 from guichet.oauth.keys import verification_keys
+from guichet.oauth.policy import HabilitationPolicy, PolicyCache, Snapshot
 from guichet.oauth.rfc8705 import check_binding
 from guichet.oauth.tokens import verify_access_token
 from guichet.pki.verify import ChainVerifier

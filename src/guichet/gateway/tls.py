@@ -17,7 +17,8 @@ from cryptography import x509
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from guichet.gateway.edge import thumbprint
+from guichet.connections import ConnectionGuard, ConnectionLimits, ConnectionWatch
+from guichet.edge import thumbprint
 from guichet.logs import event
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,20 @@ X509_V_FLAG_NO_CHECK_TIME = 0x200000
 # X509_V_FLAG_PARTIAL_CHAIN: any certificate in the trust store is a trust anchor, so a
 # registered partner certificate is trusted as itself even when it is not a CA.
 X509_V_FLAG_PARTIAL_CHAIN = 0x80000
+
+# TLS 1.2 suites offered, all AEAD with forward secrecy (ANSSI-PG-083, Mozilla
+# "intermediate"): no CBC suite, whose MAC-then-encrypt design gave Lucky13 and POODLE-style
+# padding oracles. TLS 1.3 suites are AEAD by construction and set apart by OpenSSL.
+TLS12_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
 
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
@@ -44,6 +59,7 @@ def build_server_ssl_context(
     control chain (SPEC §5: certificate "within its validity dates" is checked per call)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
     context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
     context.verify_mode = ssl.CERT_OPTIONAL
     for ca_file in client_ca_files:
@@ -157,12 +173,31 @@ def _drop_if_tls(transport: asyncio.Transport) -> None:
         transport.abort()
 
 
+def _watch(config: uvicorn.Config, transport: asyncio.Transport) -> ConnectionWatch | None:
+    guard: ConnectionGuard | None = getattr(config, "connection_guard", None)
+    return guard.watch(transport) if guard is not None else None
+
+
 class HttpToolsTlsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, filling the ASGI TLS extension once per connection."""
+    """uvicorn's httptools protocol, filling the ASGI TLS extension once per connection,
+    under the server's ``ConnectionGuard`` (``make_server(limits=…)``)."""
+
+    _guard_watch: ConnectionWatch | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.app = _wrap_for_connection(self.app, transport)
+        self._guard_watch = _watch(self.config, transport)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._guard_watch is not None:
+            self._guard_watch.received(len(data), self.cycle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._guard_watch is not None:
+            self._guard_watch.lost()
 
     def shutdown(self) -> None:
         idle = self.cycle is None or self.cycle.response_complete
@@ -172,11 +207,25 @@ class HttpToolsTlsProtocol(HttpToolsProtocol):
 
 
 class H11TlsProtocol(H11Protocol):
-    """uvicorn's h11 protocol, filling the ASGI TLS extension once per connection."""
+    """uvicorn's h11 protocol, filling the ASGI TLS extension once per connection,
+    under the server's ``ConnectionGuard`` (``make_server(limits=…)``)."""
+
+    _guard_watch: ConnectionWatch | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.app = _wrap_for_connection(self.app, transport)
+        self._guard_watch = _watch(self.config, transport)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._guard_watch is not None:
+            self._guard_watch.received(len(data), self.cycle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._guard_watch is not None:
+            self._guard_watch.lost()
 
     def shutdown(self) -> None:
         idle = self.cycle is None or self.cycle.response_complete
@@ -199,15 +248,19 @@ def make_server(
     ssl_context: ssl.SSLContext | None,
     log_level: str = "warning",
     http: Literal["httptools", "h11"] = "httptools",
+    limits: ConnectionLimits | None = None,
     **options: Any,
 ) -> uvicorn.Server:
     """A uvicorn server on ``host:port`` that uses this very ``ssl_context`` (so a
     ``TrustStore`` on it acts on live handshakes), or plain HTTP when it is ``None``.
 
     uvicorn's own proxy-header rewriting is off: the client IP and certificate are read
-    from trusted proxies by ``guichet.gateway.edge`` only. ``options`` go to
-    ``uvicorn.Config`` (``timeout_keep_alive``, ``log_config``, ``lifespan``…).
+    from trusted proxies by ``guichet.edge`` only. ``limits``: connections in all
+    and per client, request head deadline and size, keep-alive (``guichet.connections``).
+    ``options`` go to ``uvicorn.Config`` (``log_config``, ``lifespan``…).
     """
+    if limits is not None:
+        options = {**limits.uvicorn_options(), **options}
     config = uvicorn.Config(
         app,
         host=host,
@@ -218,6 +271,9 @@ def make_server(
         server_header=False,
         **options,
     )
+    if limits is not None:
+        # Read by the protocols above: one guard, hence one count per address, per server.
+        config.connection_guard = ConnectionGuard(limits)  # type: ignore[attr-defined]
     config.load()
     # Config.load() built no context (no files given); Server.serve() sees ``loaded`` and
     # does not load again, so this object is the one every handshake uses.

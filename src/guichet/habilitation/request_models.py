@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -26,6 +26,10 @@ class RequestStatus(StrEnum):
     ARCHIVED = "archived"
 
 
+# A request its organisation may still edit (and whose contacts are still checked).
+EDITABLE: Final = frozenset({RequestStatus.DRAFT, RequestStatus.CHANGES_REQUESTED})
+
+
 class SecurityKind(StrEnum):
     """The security commitment of a production request [000 §3.4]."""
 
@@ -35,7 +39,8 @@ class SecurityKind(StrEnum):
 
 class HabilitationRequest(Base):
     """One request for one API product in one environment; ``data`` holds the form's blocks
-    (``{block: {field: value}}``), saved as the partner goes."""
+    (``{block: {field: value}}``), saved as the partner goes, each as its model in
+    ``guichet.habilitation.blocks`` stores it (``validation.form_of`` reads them back)."""
 
     __tablename__ = "habilitation_request"
 

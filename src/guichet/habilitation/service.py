@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from stdnum.fr import siret as stdnum_siret
 
 from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
-from guichet.gateway.policy import bump_generation
+from guichet.db.models import bump_generation
 from guichet.habilitation.models import (
     AccessMode,
     Certificate,

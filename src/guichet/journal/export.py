@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.journal.chain import engine_of, record_table
 from guichet.journal.entry import format_at
+from guichet.spreadsheet import spreadsheet_cell
 
 # Stable column order of both formats (CSV header, JSON key order).
 EXPORT_COLUMNS: tuple[str, ...] = (
@@ -63,7 +64,8 @@ def export(
     ``start`` is inclusive and ``end`` exclusive (both on ``at``, timezone-aware);
     ``subject`` is the pseudonym, never an SPI. JSON Lines: one object per record, keys in
     ``EXPORT_COLUMNS`` order. CSV: a header row, then one row per record; ``data_scopes``
-    space-separated and absent values empty.
+    space-separated, absent values empty, and a cell a spreadsheet would take for a formula
+    prefixed with ``'`` (``guichet.spreadsheet``).
     """
     fmt = ExportFormat(fmt)
     where: list[ColumnElement[bool]] = []
@@ -113,10 +115,12 @@ def _json_value(value: Any) -> Any:
 
 
 def _csv_cell(value: Any) -> str:
+    """A flat cell; text an outsider chose (the HTTP method in ``operation``, a client id…)
+    never reaches the investigator's spreadsheet as a formula."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return " ".join(value)
+        return spreadsheet_cell(" ".join(value))
     if isinstance(value, float):
         return f"{value:.3f}"
-    return str(_json_value(value))
+    return spreadsheet_cell(str(_json_value(value)))

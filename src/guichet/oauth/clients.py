@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guichet.catalog.products import PRODUCTS, RESOURCE_SCOPES
-from guichet.gateway.policy import bump_generation
+from guichet.db.models import bump_generation
 from guichet.habilitation.models import Habilitation
 from guichet.oauth.models import Client
 from guichet.secrets import hash_secret, new_secret

@@ -10,9 +10,10 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guichet.gateway.policy import Snapshot, bump_generation
+from guichet.db.models import bump_generation
 from guichet.habilitation.models import Environment
 from guichet.oauth.models import SigningKey
+from guichet.oauth.policy import Snapshot
 from guichet.secrets import MasterSecret
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ import hmac
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
+from guichet.edge import PresentedCertificate
 from guichet.errors import (
     CertificateNotDeclared,
     CertificateUntrusted,
     TokenCertificateMismatch,
 )
-from guichet.gateway.edge import PresentedCertificate
 from guichet.pki.certificates import is_self_signed
 from guichet.pki.verify import ChainVerifier
 
@@ -28,7 +28,7 @@ X5T_S256: Final = "x5t#S256"
 def confirmation(thumbprint: str) -> dict[str, str]:
     """RFC 8705 §3.1: "the certificate hash information SHOULD be represented using the
     "x5t#S256" confirmation method member" inside the JWT "cnf" claim — the base64url
-    SHA-256 of the certificate's DER (``guichet.gateway.edge.thumbprint``)."""
+    SHA-256 of the certificate's DER (``guichet.edge.thumbprint``)."""
     return {X5T_S256: thumbprint}
 
 

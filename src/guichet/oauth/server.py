@@ -51,10 +51,15 @@ from starlette.routing import BaseRoute, Route
 
 from guichet.catalog.products import RESOURCE_SCOPES
 from guichet.clock import Clock, utc
+from guichet.db.models import bump_generation
+from guichet.edge import (
+    Network,
+    PresentedCertificate,
+    client_certificate,
+    client_ip,
+)
+from guichet.edge import correlation_id as request_correlation_id
 from guichet.errors import GuichetError, JournalUnavailable
-from guichet.gateway.app import correlation_id as gateway_correlation_id
-from guichet.gateway.edge import Network, PresentedCertificate, client_certificate, client_ip
-from guichet.gateway.policy import PolicyCache, bump_generation
 from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
 from guichet.journal.service import JournalEntry, JournalWriter
 from guichet.logs import event
@@ -62,6 +67,7 @@ from guichet.oauth import keys as signing_keys
 from guichet.oauth import rfc8705
 from guichet.oauth.clients import AUTH_METHODS
 from guichet.oauth.models import Client, RevokedToken, SigningKey
+from guichet.oauth.policy import PolicyCache
 from guichet.oauth.tokens import issue_access_token, verify_access_token
 from guichet.pki.verify import ChainVerifier
 from guichet.secrets import MasterSecret, check_secret
@@ -767,7 +773,7 @@ def _route(path: str, method: str, handler: Callable[[Request, str], Awaitable[R
     allowed = {method, "HEAD"} if method == "GET" else {method}
 
     async def endpoint(request: Request) -> Response:
-        correlation_id, valid = gateway_correlation_id(request)
+        correlation_id, valid = request_correlation_id(request)
         if not valid and request.headers.get("x-correlation-id") is not None:
             event(log, "oauth:correlation_id_replaced", path=path, correlation_id=correlation_id)
         if request.method not in allowed:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from guichet.gateway.edge import thumbprint
+from guichet.edge import thumbprint
 
 PrivateKey = ec.EllipticCurvePrivateKey
 

@@ -20,6 +20,7 @@ from guichet.accounts.models import PARTNER_ROLE_LABELS
 from guichet.accounts.service import SignUpForm
 from guichet.accounts.sessions import SessionData
 from guichet.portal import organisation
+from guichet.portal.throttle import Action, hashing, throttle
 from guichet.portal.web import (
     csrf_protected,
     current_session,
@@ -57,7 +58,7 @@ async def sign_up(request: Request, form: FormData, _: SessionData) -> Response:
     try:
         values = {name: field(form, name, 400) for name in SIGN_UP_FIELDS}
         data = SignUpForm(password=field(form, "password", 1000), **values)
-        await run_in_threadpool(deps(request).accounts.sign_up, data)
+        await hashing(request, deps(request).accounts.sign_up, data)
     except FormInvalid as exc:
         return await render(
             request,
@@ -104,8 +105,9 @@ async def sign_in(request: Request, form: FormData, session: SessionData) -> Res
     email = field(form, "email", 320)
     suite = local_path(field(form, "suite", 500))
     d = deps(request)
+    await throttle(request).check(request, Action.SIGN_IN, email)
     try:
-        signed_in = await run_in_threadpool(d.accounts.sign_in, email, field(form, "password"))
+        signed_in = await hashing(request, d.accounts.sign_in, email, field(form, "password"))
     except (SignInFailed, EmailNotVerified) as exc:
         return await render(
             request,
@@ -148,6 +150,7 @@ async def forgot(request: Request, form: FormData, _: SessionData) -> Response:
             email="",
             errors=errors,
         )
+    await throttle(request).check(request, Action.PASSWORD_RESET, email)
     # The answer leaves before the lookup and the mail: its timing says nothing about
     # whether the address has an account.
     response = await render(request, "accounts/forgot.html", sent=True, email="", errors={})
@@ -172,9 +175,10 @@ async def reset_page(request: Request) -> Response:
 @csrf_protected
 async def reset(request: Request, form: FormData, _: SessionData) -> Response:
     token = field(form, "token", 200)
+    await throttle(request).check(request, Action.PASSWORD_RESET, None)
     try:
-        await run_in_threadpool(
-            deps(request).accounts.reset_password, token, field(form, "password")
+        await hashing(
+            request, deps(request).accounts.reset_password, token, field(form, "password")
         )
     except FormInvalid as exc:
         return await render(

@@ -10,18 +10,23 @@ is served from ``/static/dsfr/``, built from npm by ``scripts/build-assets.sh``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 from argon2 import PasswordHasher
+from jinja2 import Environment as Jinja
+from jinja2 import StrictUndefined
 from markdown_it import MarkdownIt
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -29,7 +34,7 @@ import guichet
 from guichet.accounts.passwords import Passwords
 from guichet.accounts.service import AccountService
 from guichet.accounts.sessions import SessionStore
-from guichet.gateway.quota import QuotaService
+from guichet.catalog import vocabulary
 from guichet.logs import event
 from guichet.mail import Mailer, build_mailer
 from guichet.mail.outbox import Outbox
@@ -45,37 +50,58 @@ from guichet.portal.origin import (
     request_is_https,
 )
 from guichet.portal.requests import HabilitationPortal
+from guichet.portal.runtime import PortalRuntime
 from guichet.portal.security import SecurityHeaders
+from guichet.portal.throttle import Throttle
 from guichet.portal.web import PortalDeps, render
-from guichet.runtime import Runtime
-from guichet.sandbox.personas import PERSONAS
+from guichet.quota import QuotaService
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-DOCS_DIR = Path(guichet.__file__).resolve().parents[2] / "docs"
+# The portal serves the French documentation (``docs/fr``); the repository's developer
+# documentation (``docs/*.md``) stays in English and is read in the repository.
+DOCS_DIR = Path(guichet.__file__).resolve().parents[2] / "docs" / "fr"
 DOC_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 
 DOCS = [
     ("partner-quickstart", "Démarrage rapide pour les partenaires"),
-    ("sandbox", "Bac à sable : population fictive et personas"),
-    ("catalogue", "Catalogue des API, portées et champs"),
-    ("portal", "Le portail : comptes, connexion, accessibilité"),
-    ("operator-guide", "Guide d'exploitation"),
-    ("architecture", "Architecture"),
+    ("sandbox", "Bac à sable : les personnes fictives"),
+    ("catalogue", "Catalogue des API et des données"),
+    ("portal", "Le portail : comptes, demandes, habilitations"),
+    ("architecture", "Comment fonctionne le guichet"),
 ]
+# The documentation's examples use the running origins, never a hard-coded port.
+DOC_TEMPLATES = Jinja(autoescape=False, undefined=StrictUndefined)  # noqa: S701 (Markdown source)
+
+
+class SandboxPersona(Protocol):
+    """A sandbox persona as ``/bac-a-sable`` lists it."""
+
+    @property
+    def spi(self) -> str: ...
+
+    @property
+    def who(self) -> str: ...
+
+    @property
+    def purpose(self) -> str: ...
+
 
 POLICY_GENERATION = Gauge("guichet_policy_generation", "Generation of the policy snapshot in use.")
 
 
 def build_portal_app(
-    runtime: Runtime,
+    runtime: PortalRuntime,
     quota: QuotaService,
     *,
     mailer: Mailer | None = None,
     password_hasher: PasswordHasher | None = None,
     citizen_space: CitizenSpace | None = None,
+    personas: Sequence[SandboxPersona] = (),
 ) -> Starlette:
+    """The portal origin; ``personas`` are the sandbox's, listed on ``/bac-a-sable`` (the
+    composition passes ``guichet.sandbox.personas.PERSONAS``)."""
     settings = runtime.settings
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     mailer = mailer or build_mailer(settings, runtime.clock)
@@ -102,10 +128,8 @@ def build_portal_app(
         return await render(
             request,
             "home.html",
-            version=guichet.__version__,
             sandbox_url=settings.public_url("sandbox"),
             production_url=settings.public_url("production"),
-            demo_dir=(settings.data_dir / "demo").resolve(),
             docs=DOCS,
             quota_degraded=quota.degraded,
         )
@@ -121,9 +145,40 @@ def build_portal_app(
                 title="Page introuvable",
                 message="Cette page n'existe pas.",
             )
-        text = path.read_text(encoding="utf-8")
+        text = DOC_TEMPLATES.from_string(path.read_text(encoding="utf-8")).render(
+            sandbox_url=settings.public_url("sandbox"),
+            production_url=settings.public_url("production"),
+            portal_url=settings.resolved_portal_url,
+            federation_url=settings.embedded_federation_url,
+            vocabulary=vocabulary,
+        )
         title = next((line[2:] for line in text.splitlines() if line.startswith("# ")), name)
-        return await render(request, "doc.html", title=title, body=md.render(text))
+        # Code and tables scroll sideways on a phone: reachable by the keyboard too.
+        body = md.render(text).replace("<pre>", '<pre tabindex="0">')
+        body = body.replace("<table>", '<table tabindex="0">')
+        return await render(request, "doc.html", title=title, body=body, docs=DOCS)
+
+    async def accessibility(request: Request) -> Response:
+        return await render(request, "accessibility.html", contact=settings.contact_email)
+
+    async def legal_notice(request: Request) -> Response:
+        return await render(
+            request,
+            "legal_notice.html",
+            contact=settings.contact_email,
+            security_contact=settings.security_contact,
+        )
+
+    async def security_txt(_: Request) -> Response:
+        # RFC 9116: where to report a flaw; "Expires" under a year ahead, as §2.5.5 asks.
+        expires = (runtime.clock.now() + dt.timedelta(days=180)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return PlainTextResponse(
+            f"Contact: mailto:{settings.security_contact}\n"
+            f"Expires: {expires}\n"
+            "Preferred-Languages: fr, en\n"
+            f"Canonical: {settings.resolved_portal_url}/.well-known/security.txt\n"
+            f"Policy: {settings.resolved_portal_url}/mentions-legales#securite\n"
+        )
 
     async def sandbox(request: Request) -> Response:
         return await render(
@@ -131,7 +186,7 @@ def build_portal_app(
             "sandbox.html",
             sandbox_url=settings.public_url("sandbox"),
             federation_url=settings.embedded_federation_url,
-            personas=PERSONAS,
+            personas=personas,
         )
 
     async def metrics(request: Request) -> Response:
@@ -154,6 +209,9 @@ def build_portal_app(
             Route("/", home),
             Route("/docs/{name}", doc),
             Route("/bac-a-sable", sandbox),
+            Route("/accessibilite", accessibility),
+            Route("/mentions-legales", legal_notice),
+            Route("/.well-known/security.txt", security_txt),
             *accounts.ROUTES,
             *citizen.ROUTES,
             *requests.ROUTES,
@@ -172,6 +230,7 @@ def build_portal_app(
         ],
     )
     app.state.deps = portal_deps
+    app.state.throttle = Throttle(quota, settings)
     app.state.habilitations = HabilitationPortal.from_runtime(runtime, mailer)
     # The citizen's space reaches the federation over HTTP; tests pass one on an in-process
     # transport (``CitizenSpace.from_runtime(runtime, transport=…)``).

@@ -1,8 +1,9 @@
 """The portal's exception handlers: every failure is a French page, never a bare 500.
 
 Domain errors (``GuichetError``) raised by a route, its parsing included, become a page with
-their status and French message; Starlette's HTTP errors (unknown page, wrong method,
-unreadable form) get French words; anything else is logged and answered with a French 500.
+their status and French message (on the page ``shown_on`` names, else the generic one);
+Starlette's HTTP errors (unknown page, wrong method, unreadable form) get French words;
+anything else is logged and answered with a French 500. Routes raise; they do not catch.
 """
 
 from __future__ import annotations
@@ -20,13 +21,28 @@ from guichet.portal.web import TEMPLATES, redirect, render
 
 log = logging.getLogger(__name__)
 
+ERROR_PAGE = "error.html"
+
 HTTP_TITLES = {
     400: ("Requête invalide", "Le formulaire envoyé est illisible : rechargez la page."),
     403: ("Accès refusé", "Vous n'avez pas accès à cette page."),
     404: ("Page introuvable", "Cette page n'existe pas."),
     405: ("Action impossible", "Cette page ne permet pas cette action."),
     413: ("Envoi trop volumineux", "Le formulaire ou le fichier envoyé est trop volumineux."),
+    429: ("Trop de tentatives", "Trop de demandes en peu de temps : réessayez dans une minute."),
 }
+
+
+def shown_on(request: Request, exc: GuichetError, template: str) -> None:
+    """``exc``, on its way to ``domain_error``, is shown on ``template`` rather than on the
+    generic page (the services' refusals on the partner's and the instructors' pages come
+    with a way back to the requests)."""
+    request.state.error_page = (exc, template)
+
+
+def _template_of(request: Request, exc: GuichetError) -> str:
+    marked = getattr(request.state, "error_page", None)
+    return marked[1] if isinstance(marked, tuple) and marked[0] is exc else ERROR_PAGE
 
 
 async def domain_error(request: Request, exc: Exception) -> Response:
@@ -35,9 +51,16 @@ async def domain_error(request: Request, exc: Exception) -> Response:
     if exc.code == "sign_in_required":
         return redirect(request, "/connexion")
     event(log, "portal.page_refused", path=request.url.path, code=exc.code, status=exc.status)
-    return await render(
-        request, "error.html", status_code=exc.status, title=exc.title, message=exc.detail
+    response = await render(
+        request,
+        _template_of(request, exc),
+        status_code=exc.status,
+        title=exc.title,
+        message=exc.detail,
     )
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -67,6 +90,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
         account=None,
         csrf_token="",
         outbox_enabled=False,
+        status_code=500,
         title="Erreur technique",
         message="Une erreur technique empêche d'afficher cette page. Réessayez dans quelques "
         "minutes.",

@@ -2,7 +2,7 @@
 its blocks, the diff since the last review and the comments per block, the decisions with
 their mandatory reason; for every staff role, the list of all habilitations and a
 habilitation's view with its call statistics, history and the management actions its role
-allows (``lifecycle.STAFF_PERMISSIONS``).
+allows (``permissions.STAFF_PERMISSIONS``).
 
 Routes are thin (STYLE 3): the services decide who may act (an instructor never decides on
 their own organisation's request; each management action is checked against the permission
@@ -15,7 +15,6 @@ import datetime as dt
 import uuid
 from typing import Any, Final
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -23,41 +22,36 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from guichet.accounts.models import User
+from guichet.application import issuance as service
+from guichet.application import management
+from guichet.application.permissions import StaffAction, check_staff, may_decide, staff_actions
 from guichet.clock import utc
-from guichet.errors import GuichetError
-from guichet.habilitation import lifecycle
-from guichet.habilitation import requests as service
-from guichet.habilitation.lifecycle import (
-    DisplayStatus,
-    ReasonRequired,
-    StaffAction,
-    check_staff,
-    display_status,
-    may_decide,
-    staff_actions,
-)
+from guichet.errors import BadRequest
+from guichet.federation.clients import describe_client
+from guichet.habilitation import lifecycle, queries
+from guichet.habilitation.errors import ReasonRequired
+from guichet.habilitation.lifecycle import DisplayStatus, display_status
 from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
 from guichet.habilitation.request_models import HabilitationRequest
-from guichet.habilitation.validation import FieldError
-from guichet.portal.requests import (
-    BLOCK_LABELS,
-    ENVIRONMENT_LABELS,
-    FORM_CONTEXT,
-    HABILITATION_STATUS_LABELS,
-    PageNotFound,
+from guichet.habilitation.validation import FieldError, form_of
+from guichet.portal.confirmation import NameNotConfirmed, check_typed_name
+from guichet.portal.requests.habilitations import (
     call_statistics,
-    error_map,
-    error_page,
-    field_label,
     habilitation_row,
     habilitation_timeline,
+)
+from guichet.portal.requests.pages import (
+    BLOCK_LABELS,
+    ENVIRONMENT_LABELS,
+    HABILITATION_STATUS_LABELS,
+    PageNotFound,
+    error_map,
     in_transaction,
     parse_block,
     parse_id,
     portal_of,
-    request_view,
-    summary,
 )
+from guichet.portal.requests.views import FORM_CONTEXT, field_label, request_view, summary
 from guichet.portal.web import csrf_protected, field, redirect, render
 
 QUEUE_SECTIONS: Final = (
@@ -76,30 +70,32 @@ DECISIONS: Final = {
 MANAGEMENT: Final = {
     "suspend": (
         StaffAction.SUSPEND,
-        lifecycle.suspend_habilitation,
+        management.suspend_habilitation,
         "Suspendre",
         "Suspension : les appels sont refusés jusqu'au rétablissement.",
     ),
     "resume": (
         StaffAction.RESUME,
-        lifecycle.resume_habilitation,
+        management.resume_habilitation,
         "Rétablir",
         "Rétablissement : les appels sont de nouveau acceptés.",
     ),
     "notice": (
         StaffAction.NOTICE,
-        lifecycle.give_termination_notice,
+        management.give_termination_notice,
         "Résilier avec préavis de deux mois",
         "Les appels continuent pendant le préavis.",
     ),
     "terminate": (
         StaffAction.TERMINATE,
-        lifecycle.terminate_for_security,
+        management.terminate_for_security,
         "Résilier immédiatement (sécurité)",
         "Effet immédiat.",
     ),
 }
 REASON_TEXT_LIMIT: Final = 5000
+# Terminations: the person types the organisation's name to confirm.
+TYPED_CONFIRMATION: Final = frozenset({"notice", "terminate"})
 
 
 def _instructor(user: User) -> None:
@@ -122,10 +118,7 @@ async def queue(request: Request) -> Response:
             sections.append({"status": status.value, "title": title, "rows": items})
         return sections
 
-    try:
-        sections = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    sections = await in_transaction(request, work)
     return await render(request, "instruction/queue.html", sections=sections)
 
 
@@ -135,17 +128,41 @@ def _view(session: Session, user: User, request_id: uuid.UUID, now: dt.datetime)
     view = request_view(session, user, found, now)
     view["may_decide"] = may_decide(user, found)
     view["decidable"] = found.status.value == "submitted"
+    view["federation_client"] = _federation_client(session, found)
     return view
+
+
+def _federation_client(session: Session, found: HabilitationRequest) -> dict[str, Any] | None:
+    """The federation client the request names, as the instructor must see it before
+    validating binds it: its name, redirect URIs and owner at the sandbox federation, and
+    why validation would refuse it (the same check as validation's)."""
+    declared = (form_of(found).technical.federation_client_id or "").strip()
+    if not declared:
+        return None
+    described = describe_client(session, declared)
+    refusals = [e.message for e in service.federation_client_errors(session, found)]
+    if described is None:
+        return {"client_id": declared, "known": False, "refusal": next(iter(refusals), None)}
+    if described.internal:
+        owner = "guichet lui-même"
+    elif described.owner_name is not None:
+        owner = f"{described.owner_name} (SIRET {described.owner_siret})"
+    else:
+        owner = "aucun propriétaire enregistré"
+    return {
+        "client_id": declared,
+        "known": True,
+        "name": described.name,
+        "redirect_uris": list(described.redirect_uris),
+        "owner": owner,
+        "disabled": described.disabled,
+        "refusal": next(iter(refusals), None),
+    }
 
 
 async def request_page(request: Request) -> Response:
     request_id = request.path_params["request_id"]
-    try:
-        view = await in_transaction(
-            request, lambda s, u, now: _view(s, u, parse_id(request_id), now)
-        )
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    view = await in_transaction(request, lambda s, u, now: _view(s, u, parse_id(request_id), now))
     return await render(
         request, "instruction/request.html", form=True, r=view, labels=BLOCK_LABELS, **FORM_CONTEXT
     )
@@ -206,9 +223,11 @@ async def _decide(request: Request, form: FormData, _: Any) -> Response:
             "La demande ne peut pas être validée : il lui manque des éléments.",
             reason,
         )
-    except GuichetError as exc:
-        return await error_page(request, exc)
-    return redirect(request, f"/instruction/demandes/{request_id}?decision={action}")
+    return redirect(
+        request,
+        f"/instruction/demandes/{request_id}?decision={action}",
+        notice=f"decision_{action}",
+    )
 
 
 async def _comment(request: Request, form: FormData, _: Any) -> Response:
@@ -223,17 +242,19 @@ async def _comment(request: Request, form: FormData, _: Any) -> Response:
 
     try:
         await in_transaction(request, work)
-    except GuichetError as exc:
-        if exc.field == "text":
-            return await _page_with_errors(
-                request,
-                request_id,
-                [FieldError(f"comment.{block.value}", exc.detail)],
-                "Le commentaire n'a pas été enregistré.",
-                "",
-            )
-        return await error_page(request, exc)
-    return redirect(request, f"/instruction/demandes/{request_id}#bloc-{block.value}")
+    except BadRequest as exc:
+        if exc.field != "text":
+            raise
+        return await _page_with_errors(
+            request,
+            request_id,
+            [FieldError(f"comment.{block.value}", exc.detail)],
+            "Le commentaire n'a pas été enregistré.",
+            "",
+        )
+    return redirect(
+        request, f"/instruction/demandes/{request_id}#bloc-{block.value}", notice="comment_added"
+    )
 
 
 # --- habilitations, for every staff role -------------------------------------------------------
@@ -254,15 +275,12 @@ async def habilitations_list(request: Request) -> Response:
     organisation = params.get("organisation", "")[:200]
 
     def work(session: Session, user: User, now: dt.datetime) -> list[dict[str, Any]]:
-        found = lifecycle.list_habilitations(
+        found = management.list_habilitations(
             session, user, status=status, environment=environment, organisation=organisation
         )
         return [{**habilitation_row(h), "siret": h.organisation.siret} for h in found]
 
-    try:
-        rows = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    rows = await in_transaction(request, work)
     return await render(
         request,
         "staff/habilitations.html",
@@ -284,13 +302,9 @@ def _habilitation_view(
     hab = session.get(Habilitation, habilitation_id)
     if hab is None:
         raise PageNotFound("Habilitation introuvable.")
-    requests = session.scalars(
-        select(HabilitationRequest)
-        .where(HabilitationRequest.habilitation_id == hab.id)
-        .order_by(HabilitationRequest.created_at)
-    ).all()
+    requests = queries.requests_of(session, hab.id)
     allowed = staff_actions(user)
-    client = lifecycle.habilitation_client(session, hab)
+    client = management.habilitation_client(session, hab)
     expired = lifecycle.expired_commitment(session, hab, now)
     states = {
         "suspend": hab.status is HabilitationStatus.ACTIVE,
@@ -318,12 +332,9 @@ def _habilitation_view(
 
 async def habilitation_page(request: Request) -> Response:
     habilitation_id = request.path_params["habilitation_id"]
-    try:
-        view = await in_transaction(
-            request, lambda s, u, now: _habilitation_view(s, u, parse_id(habilitation_id), now)
-        )
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    view = await in_transaction(
+        request, lambda s, u, now: _habilitation_view(s, u, parse_id(habilitation_id), now)
+    )
     return await render(request, "instruction/habilitation.html", form=True, h=view, errors={})
 
 
@@ -331,6 +342,7 @@ async def _manage(request: Request, form: FormData, _: Any) -> Response:
     habilitation_id = parse_id(request.path_params["habilitation_id"])
     action = field(form, "action", 32)
     reason = field(form, "reason", REASON_TEXT_LIMIT, multiline=True)
+    typed_name = field(form, "organisation_confirm", 400)
     hp = portal_of(request)
 
     def work(session: Session, user: User, now: dt.datetime) -> None:
@@ -340,25 +352,31 @@ async def _manage(request: Request, form: FormData, _: Any) -> Response:
             raise PageNotFound("Habilitation introuvable.")
         if action not in MANAGEMENT:
             raise PageNotFound("Action inconnue.")
+        if action in TYPED_CONFIRMATION:
+            check_staff(user, MANAGEMENT[action][0])  # a refusal before any confirmation
+            check_typed_name(typed_name, hab.organisation.name)
         MANAGEMENT[action][1](session, hab, user, reason, now=now, mailer=hp.mailer)
 
     try:
         await in_transaction(request, work)
-    except ReasonRequired as exc:
+    except (ReasonRequired, NameNotConfirmed) as exc:
         view = await in_transaction(
             request, lambda s, u, now: _habilitation_view(s, u, habilitation_id, now)
         )
+        path = "confirm" if isinstance(exc, NameNotConfirmed) else "reason"
         return await render(
             request,
             "instruction/habilitation.html",
             status_code=400,
             form=True,
             h=view,
-            errors={f"reason-{action}": exc.detail},
+            errors={f"{path}-{action}": exc.detail},
         )
-    except GuichetError as exc:
-        return await error_page(request, exc)
-    return redirect(request, f"/instruction/habilitations/{habilitation_id}?action={action}")
+    return redirect(
+        request,
+        f"/instruction/habilitations/{habilitation_id}?action={action}",
+        notice=f"action_{action}",
+    )
 
 
 decide = csrf_protected(_decide)

@@ -8,6 +8,7 @@ to a page (STYLE 3); the services decide who may do what.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -27,6 +28,7 @@ from guichet.accounts.organisations import OrganisationService
 from guichet.accounts.service import PASSWORD_METHOD
 from guichet.accounts.sessions import SessionData
 from guichet.errors import GuichetError
+from guichet.portal.throttle import hashing
 from guichet.portal.web import (
     csrf_protected,
     current_session,
@@ -86,6 +88,23 @@ async def my_organisation(request: Request) -> Response:
     return await _page(request)
 
 
+async def _act(
+    request: Request,
+    action: Callable[[], object],
+    done: str,
+    values: dict[str, str] | None = None,
+) -> Response:
+    """``action`` in a thread, then to ``done``; a refusal is shown on the members page, and
+    the invitation form's errors next to their fields (with the ``values`` typed)."""
+    try:
+        await run_in_threadpool(action)
+    except GuichetError as exc:
+        if values is not None and isinstance(exc, FormInvalid):
+            return await _page(request, 400, errors=exc.errors, values=values)
+        return await _page(request, exc.status, alert=exc.detail)
+    return redirect(request, done)
+
+
 def _uuid(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -103,21 +122,14 @@ async def invite(request: Request, form: FormData, session: SessionData) -> Resp
         "role": field(form, "role", 64),
     }
     organisation_id = _uuid(values["organisation_id"])
-    try:
+    user_id = session.user_id
+
+    def invite() -> None:
         if organisation_id is None:
             raise FormInvalid({"email": "Choisissez une organisation dont vous êtes membre."})
-        await run_in_threadpool(
-            organisations(request).invite,
-            session.user_id,
-            organisation_id,
-            values["email"],
-            values["role"],
-        )
-    except FormInvalid as exc:
-        return await _page(request, 400, errors=exc.errors, values=values)
-    except GuichetError as exc:
-        return await _page(request, exc.status, alert=exc.detail)
-    return redirect(request, "/mon-organisation?fait=invitee")
+        organisations(request).invite(user_id, organisation_id, values["email"], values["role"])
+
+    return await _act(request, invite, "/mon-organisation?fait=invitee", values)
 
 
 @csrf_protected
@@ -125,13 +137,14 @@ async def cancel(request: Request, _: FormData, session: SessionData) -> Respons
     if session.user_id is None:
         return redirect(request, "/connexion")
     invitation_id = _uuid(request.path_params["invitation_id"])
-    try:
+    user_id = session.user_id
+
+    def cancel() -> None:
         if invitation_id is None:
             raise InvitationInvalid("Invitation introuvable.")
-        await run_in_threadpool(organisations(request).cancel, session.user_id, invitation_id)
-    except GuichetError as exc:
-        return await _page(request, exc.status, alert=exc.detail)
-    return redirect(request, "/mon-organisation?fait=annulee")
+        organisations(request).cancel(user_id, invitation_id)
+
+    return await _act(request, cancel, "/mon-organisation?fait=annulee")
 
 
 @csrf_protected
@@ -140,19 +153,15 @@ async def remove_role(request: Request, form: FormData, session: SessionData) ->
         return redirect(request, "/connexion")
     organisation_id = _uuid(field(form, "organisation_id", 64))
     user_id = _uuid(field(form, "user_id", 64))
-    try:
+    by = session.user_id
+
+    def remove() -> None:
         if organisation_id is None or user_id is None:
             raise OrganisationNotFound("Membre introuvable.")
-        await run_in_threadpool(
-            organisations(request).remove_role,
-            session.user_id,
-            organisation_id,
-            user_id,
-            field(form, "role", 64),
-        )
-    except GuichetError as exc:
-        return await _page(request, exc.status, alert=exc.detail)
-    return redirect(request, "/mon-organisation?fait=retire")
+        role = field(form, "role", 64)
+        organisations(request).remove_role(by, organisation_id, user_id, role)
+
+    return await _act(request, remove, "/mon-organisation?fait=retire")
 
 
 # The invitee -------------------------------------------------------------------------------
@@ -197,7 +206,8 @@ async def join_with_new_account(request: Request, form: FormData, session: Sessi
     display_name = field(form, "display_name", 400)
     d = deps(request)
     try:
-        user_id = await run_in_threadpool(
+        user_id = await hashing(
+            request,
             organisations(request).accept_with_new_account,
             token,
             display_name,

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from guichet.gateway.edge import client_ip, is_trusted_proxy
+from guichet.edge import client_ip, is_trusted_proxy
 from guichet.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -21,6 +21,7 @@ from starlette.types import Message, Receive
 from guichet.accounts.errors import FormInvalid
 from guichet.accounts.service import AccountService, AccountView
 from guichet.accounts.sessions import SessionData, SessionStore
+from guichet.catalog import vocabulary
 from guichet.errors import GuichetError
 from guichet.logs import event
 from guichet.mail.outbox import Outbox
@@ -50,6 +51,41 @@ def linkify(text: str) -> Markup:
 
 
 TEMPLATES.filters["linkify"] = linkify
+# What people read: Paris time, and the catalogue's words for codes (``catalog.vocabulary``).
+TEMPLATES.filters["heure"] = vocabulary.datetime_words
+TEMPLATES.filters["jour"] = vocabulary.date_words
+TEMPLATES.filters["donnee"] = vocabulary.scope_name
+TEMPLATES.filters["annee"] = vocabulary.year_name
+TEMPLATES.filters["champ"] = vocabulary.field_name
+TEMPLATES.filters["resultat"] = vocabulary.outcome_sentence
+TEMPLATES.filters["operation"] = vocabulary.operation_name
+TEMPLATES.filters["cgu"] = vocabulary.terms_version
+TEMPLATES.globals["vocabulary"] = vocabulary
+
+# Post/redirect/get: the notice an action leaves for the page it redirects to. The cookie
+# holds a key of this table only (never text from a form), read once.
+NOTICE_COOKIE = "guichet_notice"
+NOTICES: dict[str, str] = {
+    "block_saved": "Bloc enregistré.",
+    "terms_accepted": "Conditions générales d'utilisation acceptées.",
+    "submitted": "Demande soumise : l'instruction vous répondra sur ce portail et par courriel.",
+    "contact_link_sent": "Lien de confirmation renvoyé.",
+    "request_created": "Demande créée.",
+    "production_started": "Demande de production créée à partir de la demande au bac à sable.",
+    "update_started": "Demande de mise à jour créée.",
+    "notice_given": "Résiliation enregistrée : les échanges continuent pendant le préavis de "
+    "deux mois.",
+    "secret_rotated": "Secret renouvelé : récupérez le nouveau ci-dessous.",
+    "archived": "Demande archivée.",
+    "decision_request_changes": "Modifications demandées au partenaire.",
+    "decision_refuse": "Demande refusée.",
+    "decision_validate": "Demande validée : les accès sont délivrés.",
+    "comment_added": "Commentaire ajouté.",
+    "action_suspend": "Habilitation suspendue.",
+    "action_resume": "Habilitation rétablie.",
+    "action_notice": "Résiliation avec préavis de deux mois enregistrée.",
+    "action_terminate": "Habilitation résiliée immédiatement.",
+}
 
 
 @dataclass
@@ -137,18 +173,37 @@ async def render(
     """
     session = await ensure_session(request) if form else await current_session(request)
     d = deps(request)
+    flash = NOTICES.get(request.cookies.get(NOTICE_COOKIE, ""))
     page = TEMPLATES.get_template(template).render(
         request_path=request.url.path,
         account=await current_account(request),
         csrf_token=session.csrf_token if session else "",
         outbox_enabled=d.outbox is not None and loopback_peer(request.scope),
+        flash=flash if status_code < 400 else None,
+        status_code=status_code,
         **context,
     )
-    return finish(request, HTMLResponse(page, status_code=status_code))
+    response = HTMLResponse(page, status_code=status_code)
+    if NOTICE_COOKIE in request.cookies and status_code < 400:
+        response.delete_cookie(NOTICE_COOKIE, path="/", httponly=True, samesite="lax")
+    return finish(request, response)
 
 
-def redirect(request: Request, url: str) -> Response:
-    return finish(request, RedirectResponse(url, status_code=303))
+def redirect(request: Request, url: str, *, notice: str | None = None) -> Response:
+    """A 303 to ``url``; ``notice`` (a key of ``NOTICES``) is shown once on the next page."""
+    response = RedirectResponse(url, status_code=303)
+    if notice is not None:
+        assert notice in NOTICES, notice
+        response.set_cookie(
+            NOTICE_COOKIE,
+            notice,
+            max_age=120,
+            path="/",
+            secure=is_https(request),
+            httponly=True,
+            samesite="lax",
+        )
+    return finish(request, response)
 
 
 def _cross_site(request: Request) -> bool:

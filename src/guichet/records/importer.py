@@ -217,12 +217,6 @@ def parse_file(lines: list[str]) -> tuple[ParsedFile, list[LineError]]:
     return parsed, errors
 
 
-def parse_lines(lines: list[str]) -> tuple[list[ImportLine], list[LineError]]:
-    """The valid IR situations and every error (see ``parse_file``)."""
-    parsed, errors = parse_file(lines)
-    return parsed.situations, errors
-
-
 def _table(model: type[IrSituation | IfiSituation | ThAvis | ThLocal]) -> Table:
     return cast(Table, model.__table__)
 

@@ -23,7 +23,7 @@ class Person(Base):
     them in its own codes (``sexe`` M/F → ``cdSexe`` 1/2, the commune's COG → its last three
     characters). ``adresse`` is the provider's ``AdresseReponse`` as R2P answers it (codes
     and labels as strings, a value that does not exist omitted): see
-    ``guichet.sandbox.geography.adresse_reponse``.
+    ``guichet.records.geography.adresse_reponse``.
     """
 
     __tablename__ = "person"

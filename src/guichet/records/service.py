@@ -169,16 +169,6 @@ def inline_situations(engine: Engine) -> SqliteSituations | None:
     return reader
 
 
-def years_with_situation(session: Session, store: str, spi: str) -> set[int]:
-    return set(
-        session.scalars(
-            select(IrSituation.annrev)
-            .where(IrSituation.store == store, IrSituation.spi == spi)
-            .distinct()
-        ).all()
-    )
-
-
 def person_by_spi(session: Session, store: str, spi: str) -> Person | None:
     return session.get(Person, (store, spi))
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from guichet.records.geography import COMMUNES_BY_COG, COUNTRIES_BY_COG, FRANCE, adresse_reponse
 from guichet.records.names import canonical_name
 from guichet.sandbox.fiscal import (
     COUPLE,
@@ -19,12 +20,6 @@ from guichet.sandbox.fiscal import (
     facture_lines,
     parts,
     tax_before_credits,
-)
-from guichet.sandbox.geography import (
-    COMMUNES_BY_COG,
-    COUNTRIES_BY_COG,
-    FRANCE,
-    adresse_reponse,
 )
 
 _VOIE = re.compile(r"^(\d{1,5})\s*(bis|ter|quater|[BTQ])?\s+(.+)$", re.IGNORECASE)

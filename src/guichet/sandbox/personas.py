@@ -15,7 +15,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from guichet.sandbox.fiscal import Pac, ifi_record
 from guichet.sandbox.household import Address, Declarant, Situation
@@ -239,6 +239,17 @@ PERSONAS: tuple[Persona, ...] = (
 
 # Personas added after the first table: their premises are numbered after the others', so
 # those keep their invariants.
+# Offered on every sign-in page of the sandbox federation (SPI, label): the federation's
+# well-known test citizen and the provider's four shared test SPIs (DESIGN), so that
+# partners' existing tests keep working.
+SIGN_IN_SUGGESTIONS: Final = (
+    (DUBOIS.spi, "Angela Claire Louise DUBOIS, née le 24/08/1962"),
+    (SHARED_30262.spi, "Paul LEROY — célibataire, une part"),
+    (SHARED_15247.spi, "Philippe DURAND — marié, deux enfants"),
+    (SHARED_23255.spi, "Jeanne BONNET — veuve, pensions"),
+    (SHARED_31263.spi, "Emma ROCHE — pacsée, un enfant"),
+)
+
 LATER_PERSONA_SPIS = frozenset(d.spi for d in (DECEASED, WIDOW, RECTIFIED, EX_HUSBAND, EX_WIFE))
 
 PERSONA_SPIS = frozenset(p.spi for p in PERSONAS)

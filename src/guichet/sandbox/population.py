@@ -14,10 +14,10 @@ from faker import Faker
 from sqlalchemy import Table, delete, insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from guichet.records.geography import COMMUNES, COUNTRIES, FRANCE
 from guichet.records.models import IfiSituation, IrSituation, Person, ThAvis, ThLocal
 from guichet.sandbox import personas
 from guichet.sandbox.fiscal import COUPLE, Pac, ifi_record
-from guichet.sandbox.geography import COMMUNES, COUNTRIES, FRANCE
 from guichet.sandbox.household import Address, Declarant, Situation
 
 log = logging.getLogger(__name__)
@@ -444,6 +444,10 @@ def seed(
         for table, rows in tables:
             for start in range(0, len(rows), _INSERT_CHUNK):
                 session.execute(insert(table), rows[start : start + _INSERT_CHUNK])
+        # The same persons' bank accounts (FICOBA), and legal persons': docs/sandbox.md.
+        from guichet.sandbox.ficoba import seed_bank_file
+
+        seed_bank_file(session, population, seed=seed, reference_year=reference_year, store=store)
     report = SeedReport(
         store=store,
         seed=seed,

@@ -24,12 +24,12 @@ from guichet.accounts.contacts import (
 from guichet.accounts.errors import AccountTokenInvalid, TooSoon
 from guichet.accounts.models import ContactConfirmation
 from guichet.accounts.service import AccountService
+from guichet.application.issuance import RequestInvalid, save_block, start_request, submit
 from guichet.clock import FrozenClock
 from guichet.db import transaction
 from guichet.errors import BadRequest
-from guichet.habilitation.lifecycle import RequestNotFound
+from guichet.habilitation.errors import RequestNotFound
 from guichet.habilitation.request_models import HabilitationRequest, RequestStatus
-from guichet.habilitation.requests import RequestInvalid, save_block, start_request, submit
 from guichet.habilitation.validation import Block
 from guichet.mail.outbox import Outbox
 from guichet.pki import ensure_local_pki, issue_client_certificate

@@ -332,7 +332,7 @@ def test_the_operator_invites_by_siret(
 def test_member_add_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FrozenClock
 ) -> None:
-    from guichet.accounts.cli import app
+    from guichet.commands.accounts import app
     from guichet.runtime import open_runtime
 
     monkeypatch.setenv("GUICHET_DATA_DIR", str(tmp_path / "var"))

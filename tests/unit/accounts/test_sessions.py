@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.accounts.models import PortalSession
 from guichet.accounts.service import create_user
-from guichet.accounts.sessions import SessionStore
+from guichet.accounts.sessions import SessionStore, purge_expired
 from guichet.clock import FrozenClock
 from guichet.db import transaction
 from guichet.secrets import hash_secret
@@ -96,5 +96,6 @@ def test_destroy_and_purge(store: SessionStore, clock: FrozenClock) -> None:
     store.destroy(gone.token)
     assert store.load(gone.token) is None
     clock.advance(3 * 3600)
-    assert store.purge_expired() == 1
+    with transaction(store.session_factory) as session:
+        assert purge_expired(session, clock.now()) == 1
     assert store.load(kept.token) is None

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from guichet.apis.context import CallContext
 from guichet.apis.impot_particulier.schemas import NULLABLE, PAC, Schema
-from guichet.gateway.context import CallContext
-from guichet.gateway.policy import HabilitationPolicy
 from guichet.habilitation.models import Environment, HabilitationStatus
+from guichet.oauth.policy import HabilitationPolicy
 
 ALL_YEARS = ("dgfip_annee_n_moins_1", "dgfip_annee_n_moins_2", "dgfip_annee_n_moins_3")
 

@@ -12,19 +12,19 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
+from guichet.apis.context import ApiDeps
 from guichet.apis.impot_particulier import build_operations
 from guichet.db import transaction
-from guichet.federation.app import build_federation_app
+from guichet.federation.checktoken import FederationCheck, FederationConfig, HttpFederationCheck
 from guichet.federation.clients import declare_habilitation_client, register_client
 from guichet.federation.models import ClientKind
 from guichet.federation.server import FederationDeps
-from guichet.gateway.context import ApiDeps
-from guichet.gateway.franceconnect import FederationCheck, FederationConfig, HttpFederationCheck
+from guichet.federation_web.app import build_federation_app
 from guichet.habilitation.models import Environment, Habilitation
 from guichet.sandbox import personas
 from tests.support.factories import Partner
+from tests.unit.federation.test_checktoken import IDENTITY, ISSUER, FakeFranceConnect, Federation
 from tests.unit.gateway.support import World, open_world, refused, served
-from tests.unit.gateway.test_franceconnect import IDENTITY, ISSUER, FakeFranceConnect, Federation
 
 DATA = "dgfip_rfr dgfip_nbpart dgfip_annee_n_moins_1"
 

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
+from guichet.apis.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.apis.impot_particulier import build_operations
 from guichet.apis.impot_particulier.franceconnect import (
     FederationClientNotHabilitated,
     FederationScopeNotGranted,
-    persons_of_pivot,
 )
 from guichet.apis.impot_particulier.os_contract import OS4_DECLARANTS, os7_body, os_body
 from guichet.catalog.products import (
@@ -36,19 +36,16 @@ from guichet.errors import (
     UpstreamUnavailable,
     YearNotGranted,
 )
+from guichet.federation.checktoken import FederationTokenInvalid, FederationTokenMissing
+from guichet.federation.clients import directory
+from guichet.federation.pivot import IdentityPivot, persons_of_pivot
 from guichet.federation.scopes import DATA_SCOPES as FEDERATION_DATA_SCOPES
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
-from guichet.gateway.franceconnect import (
-    FederationTokenInvalid,
-    FederationTokenMissing,
-    IdentityPivot,
-)
-from guichet.gateway.policy import HabilitationPolicy, load_snapshot
 from guichet.habilitation.models import Environment
+from guichet.oauth.policy import HabilitationPolicy, load_snapshot
 from guichet.records import service
 from guichet.sandbox import personas
 from tests.unit.apis.support import context, habilitation
-from tests.unit.gateway.test_franceconnect import (
+from tests.unit.federation.test_checktoken import (
     DATA,
     IDENTITY,
     Federation,
@@ -92,7 +89,7 @@ class Setup:
         )
         self.sp = fed.service_provider(hab_id, scopes=sp_scopes)
         with fed.session_factory() as session:  # the gateway's view: its policy snapshot
-            bound = load_snapshot(session).habilitations[hab_id].federation_clients
+            bound = load_snapshot(session, directory).habilitations[hab_id].federation_clients
         self.hab: HabilitationPolicy = dataclasses.replace(
             habilitation(access_modes=access_modes, data_scopes=data_scopes),
             id=hab_id,

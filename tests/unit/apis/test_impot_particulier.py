@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from guichet.apis.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.apis.impot_particulier import build_operations
 from guichet.apis.impot_particulier.schemas import IR_ASSIETTES, IR_MILLESIME, IR_MULTI
 from guichet.catalog.products import (
@@ -27,7 +28,6 @@ from guichet.errors import (
     SpiInvalid,
     YearNotGranted,
 )
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.habilitation.models import Environment
 from guichet.sandbox import personas
 from guichet.sandbox.population import seed

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from guichet.apis.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.apis.impot_particulier import build_operations
 from guichet.apis.impot_particulier.lep import CEILINGS, Ceiling, Zone, ceiling, is_eligible
 from guichet.apis.impot_particulier.schemas import FACTURE_LINE, IR_FACTURES, SITUATION_TH
@@ -33,7 +34,6 @@ from guichet.errors import (
     SpiUnknown,
     YearNotGranted,
 )
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.habilitation.models import Environment
 from guichet.records.importer import import_impot_particulier
 from guichet.sandbox import personas

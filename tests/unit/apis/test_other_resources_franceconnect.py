@@ -25,13 +25,13 @@ from guichet.errors import (
     ParameterInvalid,
     YearNotGranted,
 )
+from guichet.federation.checktoken import FederationTokenMissing
 from guichet.federation.consent import CATALOGUE_LABELS
 from guichet.federation.scopes import DATA_SCOPES
-from guichet.gateway.franceconnect import FederationTokenMissing
 from guichet.habilitation.models import Habilitation
 from guichet.sandbox import personas
 from tests.unit.apis.test_franceconnect_operations import Setup, fc_request
-from tests.unit.gateway.test_franceconnect import IDENTITY, Federation, federation
+from tests.unit.federation.test_checktoken import IDENTITY, Federation, federation
 
 __all__ = ["federation"]
 

@@ -25,12 +25,12 @@ from starlette.types import ASGIApp
 
 from guichet.catalog.products import PRODUCTS, YEAR_SCOPES
 from guichet.db import transaction
-from guichet.federation.app import build_federation_app
+from guichet.federation.checktoken import HttpFederationCheck
 from guichet.federation.clients import RegisteredClient, register_client
 from guichet.federation.models import ClientKind
 from guichet.federation.scopes import DATA_SCOPES as FEDERATION_DATA_SCOPES
 from guichet.federation.server import FederationDeps
-from guichet.gateway.franceconnect import HttpFederationCheck
+from guichet.federation_web.app import build_federation_app
 from guichet.records.models import Person
 from guichet.sandbox.personas import PERSONAS, Persona
 from tests.conftest import BACKENDS
@@ -56,8 +56,8 @@ from tests.support.contracts import (
 )
 from tests.support.factories import Partner
 from tests.unit.apis.test_franceconnect_gateway import _app_with
+from tests.unit.federation.test_checktoken import IDENTITY, ISSUER, Federation
 from tests.unit.gateway.support import World, open_world
-from tests.unit.gateway.test_franceconnect import IDENTITY, ISSUER, Federation
 
 # The provider's operations, by operationId [api-impot-particulier.json, api-r2p.json].
 SPI_OPERATIONS = (

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from guichet.apis.context import ApiDeps, ApiResponse, OperationHandler
 from guichet.apis.impot_particulier import build_operations
 from guichet.apis.impot_particulier.schemas import (
     IFI_ISF,
@@ -25,11 +26,10 @@ from guichet.apis.impot_particulier.schemas import (
 from guichet.catalog.products import IMPOT_PARTICULIER, IR_DATA_SCOPES, Operation
 from guichet.clock import FrozenClock
 from guichet.db import make_engine, make_sessionmaker
-from guichet.db.registry import metadata
 from guichet.errors import Gone, NotFound
-from guichet.gateway.context import ApiDeps, ApiResponse, OperationHandler
 from guichet.sandbox import personas
 from guichet.sandbox.population import seed
+from guichet.schema import metadata
 from tests.unit.apis.support import assert_conforms, context, habilitation, request
 
 N = 2026

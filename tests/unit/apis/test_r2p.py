@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stdnum.fr import nif
 
 from guichet.apis import load_openapi
+from guichet.apis.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.apis.r2p import build_operations
 from guichet.catalog.products import R2P
 from guichet.clock import FrozenClock
@@ -24,11 +25,10 @@ from guichet.errors import (
     SpiInvalid,
     TooManyAnswers,
 )
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.habilitation.models import Environment
+from guichet.records.geography import adresse_reponse, street_code
 from guichet.records.models import Person
 from guichet.sandbox import personas
-from guichet.sandbox.geography import adresse_reponse, street_code
 from guichet.sandbox.household import Address, Declarant
 from guichet.sandbox.population import seed
 from tests.unit.apis.support import context, habilitation, request

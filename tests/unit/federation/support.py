@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
 from guichet.clock import FrozenClock
-from guichet.federation.app import build_federation_app
 from guichet.federation.citizens import SANDBOX_PASSWORD
 from guichet.federation.clients import register_client
 from guichet.federation.models import ClientKind
 from guichet.federation.server import FederationDeps
+from guichet.federation_web.app import build_federation_app
 from guichet.records.models import Person
 from guichet.sandbox import personas
 from guichet.secrets import MasterSecret

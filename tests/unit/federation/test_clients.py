@@ -14,14 +14,14 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from guichet.commands import federation as cli
 from guichet.db import make_engine
-from guichet.db.registry import metadata
-from guichet.federation import cli
 from guichet.federation.clients import list_clients, register_client, set_encryption_key
 from guichet.federation.encryption import public_jwk_of
 from guichet.federation.keys import derive_key, pairwise_sub
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.runtime import open_runtime
+from guichet.schema import metadata
 from guichet.secrets import MasterSecret, check_secret
 from guichet.settings import Settings, use_settings
 

@@ -21,9 +21,8 @@ from typer.testing import CliRunner
 
 from guichet.catalog.products import IR_DATA_SCOPES, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
 from guichet.clock import FrozenClock, SystemClock
+from guichet.commands import federation as cli
 from guichet.db import make_engine, make_sessionmaker
-from guichet.db.registry import metadata
-from guichet.federation import cli
 from guichet.federation.clients import register_client
 from guichet.federation.consent import (
     CATALOGUE_LABELS,
@@ -49,6 +48,7 @@ from guichet.habilitation.service import (
 from guichet.pki.certificates import self_signed_certificate
 from guichet.runtime import open_runtime
 from guichet.sandbox import personas
+from guichet.schema import metadata
 from guichet.secrets import MasterSecret
 from guichet.settings import Settings, use_settings
 from tests.unit.federation.support import (

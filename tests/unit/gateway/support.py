@@ -24,9 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from guichet.apis.impot_particulier.years import current_year
 from guichet.clock import FrozenClock
 from guichet.db import make_engine, make_sessionmaker, transaction
-from guichet.db.registry import metadata
-from guichet.gateway.edge import thumbprint
-from guichet.gateway.policy import bump_generation
+from guichet.db.models import bump_generation
+from guichet.edge import thumbprint
 from guichet.habilitation.models import Environment, Habilitation
 from guichet.habilitation.service import Action, add_certificate, transition
 from guichet.journal.models import JournalRecord
@@ -35,6 +34,7 @@ from guichet.pki import LocalPki, ensure_local_pki, issue_client_certificate
 from guichet.platform import Platform
 from guichet.runtime import Runtime
 from guichet.sandbox.population import seed
+from guichet.schema import metadata
 from guichet.secrets import MasterSecret
 from guichet.settings import Settings
 from tests.support.factories import Partner, make_partner

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from starlette.requests import Request
 
-from guichet.gateway.context import ApiResponse, CallContext, OperationHandler
+from guichet.apis.context import ApiResponse, CallContext, OperationHandler
 from guichet.habilitation.models import Environment
 from guichet.journal.service import export
 from tests.conftest import BACKENDS

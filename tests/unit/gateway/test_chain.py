@@ -22,7 +22,7 @@ from joserfc import jwt
 from sqlalchemy import select, update
 
 from guichet.db import transaction
-from guichet.gateway.policy import bump_generation
+from guichet.db.models import bump_generation
 from guichet.habilitation.models import Certificate, Environment
 from guichet.habilitation.service import Action
 from guichet.oauth.keys import active_key, load_private_key

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from guichet import edge
 from guichet.clock import SystemClock
 from guichet.errors import GuichetError
-from guichet.gateway import edge
 from guichet.gateway.tls import (
     X509_V_FLAG_NO_CHECK_TIME,
     TrustStore,
@@ -263,7 +263,7 @@ def test_plain_http_has_no_tls_extension() -> None:
 
 
 def test_uvicorn_does_not_rewrite_the_client_from_proxy_headers() -> None:
-    """Only guichet.gateway.edge decides whom to believe (uvicorn trusts 127.0.0.1 by default)."""
+    """Only guichet.edge decides whom to believe (uvicorn trusts 127.0.0.1 by default)."""
     with serving(None) as url:
         headers = {"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Proto": "https"}
         body = httpx.get(url + "/", headers=headers, timeout=5).json()

@@ -14,9 +14,7 @@ from sqlalchemy.orm import Session
 from guichet.accounts.contacts import confirm_link, issue_link
 from guichet.accounts.models import Membership, PartnerRole, ProviderRole, User
 from guichet.accounts.service import create_user, grant_provider_role
-from guichet.habilitation.models import Organisation
-from guichet.habilitation.request_models import HabilitationRequest
-from guichet.habilitation.requests import (
+from guichet.application.issuance import (
     DocumentKind,
     Issuance,
     accept_terms,
@@ -27,6 +25,8 @@ from guichet.habilitation.requests import (
     submit,
     validate,
 )
+from guichet.habilitation.models import Organisation
+from guichet.habilitation.request_models import HabilitationRequest
 from guichet.habilitation.service import get_or_create_organisation
 from guichet.habilitation.validation import TERMS_OF_USE, Block
 from guichet.mail import Mailer

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from guichet.cli import habilitation_app
 from guichet.db import make_engine, transaction
-from guichet.db.registry import metadata
 from guichet.habilitation.models import Habilitation, HabilitationEvent, HabilitationStatus
 from guichet.mail.outbox import Outbox
 from guichet.oauth.models import Client
 from guichet.pki import ensure_local_pki, issue_client_certificate
 from guichet.runtime import Runtime, open_runtime
+from guichet.schema import metadata
 from guichet.secrets import check_secret
 from guichet.settings import Settings, use_settings
 from tests.unit.habilitation.support import make_world, new_complete_request, validated

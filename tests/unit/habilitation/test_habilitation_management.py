@@ -7,20 +7,19 @@ import datetime as dt
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from guichet.clock import FrozenClock
-from guichet.db import transaction
-from guichet.gateway.policy import load_snapshot
-from guichet.habilitation.lifecycle import (
-    HabilitationActionRefused,
-    ReasonRequired,
-    TransitionRefused,
+from guichet.application.management import (
     give_termination_notice,
     resume_habilitation,
     suspend_habilitation,
     terminate_for_security,
 )
+from guichet.clock import FrozenClock
+from guichet.db import transaction
+from guichet.federation.clients import directory
+from guichet.habilitation.errors import HabilitationActionRefused, ReasonRequired, TransitionRefused
 from guichet.habilitation.models import Habilitation, HabilitationStatus
 from guichet.mail.outbox import Outbox, OutboxMailer
+from guichet.oauth.policy import load_snapshot
 from guichet.secrets import MasterSecret
 from tests.unit.habilitation.support import make_world, new_complete_request, user, validated
 
@@ -62,7 +61,9 @@ def test_suspend_resume_and_terminate(
         with pytest.raises(TransitionRefused):
             suspend_habilitation(s, hab, user(s, world.operator), "Encore", now=clock.now())
     with session_factory() as s:
-        assert load_snapshot(s).habilitations[hab.id].status is HabilitationStatus.SUSPENDED
+        assert (
+            load_snapshot(s, directory).habilitations[hab.id].status is HabilitationStatus.SUSPENDED
+        )
     suspended = [outbox.get(e.id) for e in outbox.list() if "suspendue" in e.subject]
     assert {m.entry.to for m in suspended if m} == CONTACTS
     assert all("Maintenance de sécurité" in m.text for m in suspended if m)

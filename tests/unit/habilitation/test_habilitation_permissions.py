@@ -15,16 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.accounts.models import ProviderRole
 from guichet.accounts.service import create_user, grant_provider_role
-from guichet.clock import FrozenClock
-from guichet.db import transaction
-from guichet.habilitation.lifecycle import (
-    STAFF_PERMISSIONS,
-    ConsoleActor,
-    HabilitationActionRefused,
-    HabilitationNotFound,
-    SecurityCommitmentExpired,
-    StaffAction,
-    TransitionRefused,
+from guichet.application.issuance import collect_credentials
+from guichet.application.management import (
     get_habilitation,
     give_termination_notice,
     list_habilitations,
@@ -33,6 +25,16 @@ from guichet.habilitation.lifecycle import (
     suspend_habilitation,
     terminate_for_security,
 )
+from guichet.application.permissions import STAFF_PERMISSIONS, ConsoleActor, StaffAction
+from guichet.application.scheduler import watch_commitment
+from guichet.clock import FrozenClock
+from guichet.db import transaction
+from guichet.habilitation.errors import (
+    HabilitationActionRefused,
+    HabilitationNotFound,
+    SecurityCommitmentExpired,
+    TransitionRefused,
+)
 from guichet.habilitation.models import (
     Environment,
     Habilitation,
@@ -40,10 +42,8 @@ from guichet.habilitation.models import (
     HabilitationStatus,
 )
 from guichet.habilitation.request_models import CredentialDelivery
-from guichet.habilitation.requests import collect_credentials
 from guichet.mail.outbox import Outbox, OutboxMailer
 from guichet.oauth.models import Client
-from guichet.operations.scheduler import watch_commitment
 from guichet.secrets import MasterSecret, check_secret
 from tests.unit.habilitation.support import (
     World,

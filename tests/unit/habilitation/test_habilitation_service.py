@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.clock import FrozenClock
 from guichet.db import transaction
-from guichet.gateway.policy import read_generation
+from guichet.db.models import read_generation
 from guichet.habilitation.models import (
     Environment,
     Habilitation,

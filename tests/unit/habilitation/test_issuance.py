@@ -12,14 +12,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
+from guichet.application.issuance import (
+    RequestInvalid,
+    accept_terms,
+    collect_credentials,
+    pending_deliveries,
+    save_block,
+    start_production_request,
+    start_update_request,
+    submit,
+    validate,
+)
 from guichet.clock import FrozenClock
 from guichet.db import transaction
-from guichet.federation.app import build_federation_app
-from guichet.federation.clients import declare_habilitation_client, register_client
+from guichet.db.models import read_generation
+from guichet.federation.clients import declare_habilitation_client, directory, register_client
 from guichet.federation.models import ClientKind, FederationClient
 from guichet.federation.server import FederationDeps
-from guichet.gateway.policy import load_snapshot, read_generation
-from guichet.habilitation.lifecycle import RequestNotFound, TransitionRefused
+from guichet.federation_web.app import build_federation_app
+from guichet.habilitation.errors import RequestNotFound, TransitionRefused
 from guichet.habilitation.models import (
     Environment,
     Habilitation,
@@ -33,21 +44,11 @@ from guichet.habilitation.request_models import (
     RequestStatus,
     SecurityCommitment,
 )
-from guichet.habilitation.requests import (
-    RequestInvalid,
-    accept_terms,
-    collect_credentials,
-    pending_deliveries,
-    save_block,
-    start_production_request,
-    start_update_request,
-    submit,
-    validate,
-)
 from guichet.habilitation.service import HabilitationSpec, create_habilitation
 from guichet.habilitation.validation import Block
 from guichet.mail.outbox import Outbox, OutboxMailer
 from guichet.oauth.models import Client
+from guichet.oauth.policy import load_snapshot
 from guichet.secrets import MasterSecret, check_secret
 from tests.unit.habilitation.support import (
     CGU,
@@ -87,7 +88,7 @@ def test_validation_issues_a_working_habilitation_and_client(
     assert issued.created
     assert issued.delivery_id is not None
     with session_factory() as s:
-        snapshot = load_snapshot(s)
+        snapshot = load_snapshot(s, directory)
         assert snapshot.generation > before
         policy = snapshot.habilitations[issued.habilitation_id]
         assert policy.environment is Environment.SANDBOX
@@ -192,7 +193,7 @@ def test_a_new_request_updates_the_same_habilitation(
     assert second.client_id == first.client_id
     assert second.delivery_id is None
     with session_factory() as s:
-        snapshot = load_snapshot(s)
+        snapshot = load_snapshot(s, directory)
         assert snapshot.generation > generation
         policy = snapshot.habilitations[first.habilitation_id]
         assert policy.allows_ip("192.0.2.10")
@@ -214,7 +215,7 @@ def test_franceconnect_mode_registers_or_binds_the_federation_client(
     data["perimeter"]["access_modes"] = ["franceconnect"]
     data["technical"]["federation_redirect_uris"] = ["https://qf.ville-a.fr/callback"]
     with transaction(session_factory) as s:
-        from guichet.habilitation.requests import start_request
+        from guichet.application.issuance import start_request
 
         applicant = user(s, world.applicant)
         request = start_request(s, applicant, world.org_a, now=clock.now())
@@ -234,12 +235,14 @@ def test_franceconnect_mode_registers_or_binds_the_federation_client(
         assert credentials.federation_client_id == issued.federation_client_id
         assert credentials.federation_client_secret
         # Another organisation cannot claim that federation client.
+        # A client organisation B registered for itself (its owner, recorded then).
         existing = register_client(
             s,
             kind=ClientKind.SERVICE_PROVIDER,
             name="B",
             now=clock.now(),
             redirect_uris=["https://b.example/cb"],
+            organisation_id=world.org_b,
         )
     other = complete_data(cert_pem)
     other["perimeter"]["access_modes"] = ["franceconnect"]
@@ -256,17 +259,14 @@ def test_franceconnect_mode_registers_or_binds_the_federation_client(
                 created_at=clock.now(),
             )
         )
-        from guichet.habilitation.requests import start_request
+        from guichet.application.issuance import start_request
 
         request = start_request(s, stranger, world.org_b, now=clock.now())
         fill(s, request, stranger, other, clock.now())
-        submit(s, request, stranger, now=clock.now())
         with pytest.raises(RequestInvalid) as refused:
-            validate(
-                s, request, user(s, world.instructor), "OK", now=clock.now(), master=master_secret
-            )
+            submit(s, request, stranger, now=clock.now())
         assert refused.value.errors[0].field == "technical.federation_client_id"
-        # An unbound client of the sandbox federation is bound.
+        # An unbound client of the sandbox federation, owned by B, is bound.
         other["technical"]["federation_client_id"] = existing.client_id
         request.status = RequestStatus.DRAFT
         save_block(s, request, stranger, Block.TECHNICAL, other["technical"], now=clock.now())
@@ -309,7 +309,7 @@ def test_franceconnect_mode_registers_or_binds_the_federation_client(
         assert beyond.headers["location"].startswith("https://b.example/cb?")
         assert "error=invalid_scope" in beyond.headers["location"]
     with session_factory() as s:
-        policy = load_snapshot(s).habilitations[issued_b.habilitation_id]
+        policy = load_snapshot(s, directory).habilitations[issued_b.habilitation_id]
         assert existing.client_id in policy.federation_clients
 
 
@@ -348,7 +348,7 @@ def test_production_follows_a_validated_sandbox_request(
         request = production_request(s, world, sandbox, uploads_dir, clock.now())
         issued = validated(s, world, request, clock.now(), master_secret)
     with session_factory() as s:
-        policy = load_snapshot(s).habilitations[issued.habilitation_id]
+        policy = load_snapshot(s, directory).habilitations[issued.habilitation_id]
         assert policy.environment is Environment.PRODUCTION
         commitment = s.scalar(
             select(SecurityCommitment).where(
@@ -400,7 +400,7 @@ def test_production_cannot_be_validated_once_its_attestation_lapsed(
     with session_factory() as s:
         assert not [
             h
-            for h in load_snapshot(s).habilitations.values()
+            for h in load_snapshot(s, directory).habilitations.values()
             if h.environment is Environment.PRODUCTION
         ]
 
@@ -440,7 +440,7 @@ def test_a_real_franceconnect_client_id_is_recorded_for_the_gateway(
         data = complete_data(cert_pem)
         data["perimeter"]["access_modes"] = ["franceconnect"]
         data["technical"]["federation_redirect_uris"] = ["https://qf.ville-a.fr/callback"]
-        from guichet.habilitation.requests import start_request
+        from guichet.application.issuance import start_request
 
         applicant = user(s, world.applicant)
         sandbox = start_request(s, applicant, world.org_a, now=clock.now())
@@ -470,13 +470,9 @@ def test_a_real_franceconnect_client_id_is_recorded_for_the_gateway(
         technical = copy.deepcopy(request.data["technical"])
         technical["federation_client_id"] = taken
         save_block(s, request, applicant, Block.TECHNICAL, technical, now=clock.now())
-        submit(s, request, applicant, now=clock.now())
         with pytest.raises(RequestInvalid) as refused:
-            validate(
-                s, request, user(s, world.instructor), "OK", now=clock.now(), master=master_secret
-            )
+            submit(s, request, applicant, now=clock.now())
         assert refused.value.errors[0].field == "technical.federation_client_id"
-        request.status = RequestStatus.DRAFT
         technical["federation_client_id"] = real
         save_block(s, request, applicant, Block.TECHNICAL, technical, now=clock.now())
         submit(s, request, applicant, now=clock.now())
@@ -486,7 +482,7 @@ def test_a_real_franceconnect_client_id_is_recorded_for_the_gateway(
         assert issued.federation_client_id == real
         assert s.get(FederationClient, real) is None  # nothing registered at the sandbox
     with session_factory() as s:
-        snapshot = load_snapshot(s)
+        snapshot = load_snapshot(s, directory)
         production = snapshot.habilitations[issued.habilitation_id]
         assert production.federation_clients == frozenset({real})
         sandbox_policy = snapshot.habilitations[sandbox_issued.habilitation_id]

@@ -11,11 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from guichet.clock import FrozenClock
-from guichet.db import transaction
-from guichet.habilitation.models import Environment
-from guichet.habilitation.request_models import HabilitationRequest, RequestStatus
-from guichet.habilitation.requests import (
+from guichet.application.issuance import (
     DocumentKind,
     RequestInvalid,
     attach_document,
@@ -23,6 +19,10 @@ from guichet.habilitation.requests import (
     start_request,
     submit,
 )
+from guichet.clock import FrozenClock
+from guichet.db import transaction
+from guichet.habilitation.models import Environment
+from guichet.habilitation.request_models import HabilitationRequest, RequestStatus
 from guichet.habilitation.validation import (
     R11494_WORDING,
     Block,

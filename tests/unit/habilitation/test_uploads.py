@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from guichet.application.issuance import DocumentKind, attach_document, read_document, start_request
 from guichet.clock import FrozenClock
 from guichet.db import transaction
 from guichet.habilitation import uploads
-from guichet.habilitation.lifecycle import RequestNotFound
-from guichet.habilitation.requests import (
-    DocumentKind,
-    attach_document,
-    read_document,
-    start_request,
-)
+from guichet.habilitation.errors import RequestNotFound
 from guichet.habilitation.uploads import UploadRejected
 from tests.unit.habilitation.support import PDF, make_world, user
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from guichet.clock import SystemClock
-from guichet.journal.cli import app
+from guichet.commands.journal import app
 from guichet.journal.writer import JournalWriter
 from guichet.runtime import Runtime, open_runtime
 from guichet.settings import Settings, use_settings

@@ -18,12 +18,12 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.db import make_engine, make_sessionmaker
-from guichet.db.registry import metadata
 from guichet.errors import JournalUnavailable
 from guichet.journal.chain import HEAD_ID, Head, engine_of, ensure_head, read_head
 from guichet.journal.entry import GENESIS_HASH, record_hash
 from guichet.journal.verify import verify
 from guichet.journal.writer import JournalWriter
+from guichet.schema import metadata
 from tests.support.postgres import free_port
 from tests.unit.journal.conftest import EntryFactory, rows, sql
 from tests.unit.journal.test_entry import CANONICAL, fixed_entry

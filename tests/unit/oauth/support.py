@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
-from guichet.gateway.edge import thumbprint
+from guichet.edge import thumbprint
 from guichet.habilitation.models import (
     Certificate,
     Environment,

@@ -9,10 +9,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.clock import FrozenClock
 from guichet.db import transaction
-from guichet.gateway.policy import PolicyCache, read_generation
+from guichet.db.models import read_generation
+from guichet.federation.clients import directory
 from guichet.habilitation.models import Environment
 from guichet.oauth.keys import ensure_signing_key, jwks, load_private_key, verification_keys
 from guichet.oauth.models import SigningKey
+from guichet.oauth.policy import PolicyCache
 from guichet.secrets import MasterSecret
 
 
@@ -76,7 +78,7 @@ def test_jwks_from_the_snapshot_per_environment(
         production = ensure_signing_key(
             s, Environment.PRODUCTION, master_secret, clock.now() + dt.timedelta(seconds=1)
         )
-    snapshot = PolicyCache(session_factory).snapshot
+    snapshot = PolicyCache(session_factory, directory).snapshot
     doc = jwks(snapshot, Environment.SANDBOX)
     assert [k["kid"] for k in doc["keys"]] == [sandbox.kid]
     assert all("d" not in k for k in doc["keys"])

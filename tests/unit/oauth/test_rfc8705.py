@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from guichet.edge import PresentedCertificate
 from guichet.errors import CertificateNotDeclared, CertificateUntrusted, TokenCertificateMismatch
-from guichet.gateway.edge import PresentedCertificate
 from guichet.oauth import rfc8705
 from guichet.pki.verify import ChainVerifier
 from tests.unit.oauth.support import NOT_AFTER, NOT_BEFORE, Issued, issue, make_ca, self_signed

@@ -23,13 +23,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from guichet.clock import FrozenClock
 from guichet.db import transaction
+from guichet.db.models import read_generation
 from guichet.errors import TokenWrongAudience
-from guichet.gateway.policy import PolicyCache, read_generation
+from guichet.federation.clients import directory
 from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
 from guichet.oauth import rfc8705
 from guichet.oauth.clients import create_client
 from guichet.oauth.keys import ensure_signing_key, verification_keys
 from guichet.oauth.models import RevokedToken
+from guichet.oauth.policy import PolicyCache
 from guichet.oauth.server import OAuthDeps, token_routes
 from guichet.oauth.tokens import verify_access_token
 from guichet.secrets import MasterSecret
@@ -152,7 +154,7 @@ def world(
     with transaction(session_factory) as s:
         for env in Environment:
             ensure_signing_key(s, env, master_secret, clock.now())
-    cache = PolicyCache(session_factory)
+    cache = PolicyCache(session_factory, directory)
     ca = make_ca()
     deps = {
         env: OAuthDeps(

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from guichet.clock import FrozenClock
-from guichet.gateway.edge import thumbprint
+from guichet.edge import thumbprint
 from guichet.pki import (
     certificate_info,
     ensure_local_pki,

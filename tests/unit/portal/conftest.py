@@ -13,10 +13,11 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from guichet.clock import FrozenClock
-from guichet.gateway.quota import QuotaService
 from guichet.mail.outbox import Outbox
 from guichet.portal.app import build_portal_app
+from guichet.quota import QuotaService
 from guichet.runtime import Runtime
+from guichet.sandbox.personas import PERSONAS
 from guichet.secrets import MasterSecret
 from guichet.settings import Settings
 from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD, SIRET
@@ -34,7 +35,9 @@ def portal(
 ) -> Starlette:
     settings = Settings(data_dir=tmp_path, smtp_url=None, portal_public_url="http://testserver")
     runtime = Runtime(settings, engine, session_factory, master_secret, clock)
-    return build_portal_app(runtime, QuotaService(None), password_hasher=FAST_HASHER)
+    return build_portal_app(
+        runtime, QuotaService(None), password_hasher=FAST_HASHER, personas=PERSONAS
+    )
 
 
 @pytest.fixture

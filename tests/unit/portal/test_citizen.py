@@ -32,18 +32,14 @@ from guichet.catalog.products import PRODUCTS
 from guichet.clock import FrozenClock
 from guichet.demo import ensure_portal_federation_client
 from guichet.federation.models import FederationClient
-from guichet.gateway.quota import QuotaService
 from guichet.habilitation.models import Environment, Habilitation, Organisation
 from guichet.journal.entry import JournalEntry
 from guichet.journal.writer import JournalWriter
 from guichet.portal.app import build_portal_app
-from guichet.portal.citizen import (
-    CALLBACK_PATH,
-    COOKIE,
-    OPERATION_LABELS,
-    CitizenSpace,
-    ExchangeHistory,
-)
+from guichet.portal.citizen.cookie import COOKIE
+from guichet.portal.citizen.history import OPERATION_LABELS, ExchangeHistory
+from guichet.portal.citizen.space import CALLBACK_PATH, CitizenSpace
+from guichet.quota import QuotaService
 from guichet.records.models import Person
 from guichet.runtime import Runtime
 from guichet.sandbox import personas

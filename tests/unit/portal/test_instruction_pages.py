@@ -16,9 +16,10 @@ from starlette.testclient import TestClient
 from guichet.accounts.models import ProviderRole
 from guichet.accounts.passwords import Passwords
 from guichet.accounts.service import create_user, grant_provider_role
+from guichet.application.management import suspend_habilitation
+from guichet.application.permissions import ConsoleActor
 from guichet.clock import FrozenClock
 from guichet.db import transaction
-from guichet.habilitation.lifecycle import ConsoleActor, suspend_habilitation
 from guichet.habilitation.models import Habilitation, HabilitationStatus
 from guichet.habilitation.request_models import (
     HabilitationRequest,
@@ -141,7 +142,8 @@ def test_decisions_need_a_reason_and_the_partner_sees_why_and_the_diff(
     sign_in(browser, "instructor")
     review = browser.get(page).text
     assert "Modifié depuis la dernière revue" in review
-    assert "retention_months" in review
+    assert "Durée de conservation (en mois)" in review
+    assert "retention_months" not in review
     validated = post(browser, f"{page}/decision", page, {"action": "validate", "reason": "OK."})
     assert validated.status_code == 303
     assert status_of(session_factory, request_id) is RequestStatus.VALIDATED
@@ -257,8 +259,9 @@ def test_each_role_sees_and_does_only_its_actions(
     _, hab_id, _ = _validated_habilitation(session_factory, world, cert_pem, clock, portal)
     page = f"/instruction/habilitations/{hab_id}"
 
-    def act(action: str) -> int:
-        answer = post(browser, f"{page}/gestion", page, {"action": action, "reason": "Motif."})
+    def act(action: str, organisation: str = "Ville A") -> int:
+        form = {"action": action, "reason": "Motif.", "organisation_confirm": organisation}
+        answer = post(browser, f"{page}/gestion", page, form)
         return int(answer.status_code)
 
     sign_in(browser, "operator")
@@ -289,7 +292,10 @@ def test_each_role_sees_and_does_only_its_actions(
     assert 'value="resume"' not in browser.get(page).text
     assert act("resume") == 403
     assert _status(session_factory, hab_id) is HabilitationStatus.SUSPENDED
-    assert act("terminate") == 303
+    # A termination is confirmed by typing the organisation's name (case and spaces aside).
+    assert act("terminate", "Société B") == 400
+    assert _status(session_factory, hab_id) is HabilitationStatus.SUSPENDED
+    assert act("terminate", "  ville   a ") == 303
     assert _status(session_factory, hab_id) is HabilitationStatus.TERMINATED
     final = browser.get(page).text
     assert "Habilitation résiliée : plus aucune action." in final

@@ -17,16 +17,16 @@ from starlette.testclient import TestClient
 
 from guichet.accounts.models import User
 from guichet.accounts.passwords import Passwords
+from guichet.application.issuance import submit
+from guichet.application.management import suspend_habilitation
 from guichet.clock import FrozenClock
 from guichet.db import transaction
-from guichet.habilitation.lifecycle import suspend_habilitation
 from guichet.habilitation.models import Habilitation, HabilitationStatus
 from guichet.habilitation.request_models import (
     CredentialDelivery,
     HabilitationRequest,
     RequestStatus,
 )
-from guichet.habilitation.requests import submit
 from guichet.oauth.models import Client
 from guichet.pki import ensure_local_pki, issue_client_certificate
 from guichet.secrets import MasterSecret, check_secret
@@ -356,12 +356,12 @@ def test_my_habilitations_show_status_quotas_and_last_calls_without_subject(
                 habilitation_id=issuance.habilitation_id,
                 client_id=issuance.client_id,
                 api="impot_particulier",
-                operation="ir_assiettes",
+                operation="GET ir_assiettes_spi",
                 source_ip="127.0.0.1",
                 cert_thumbprint=None,
                 subject="pseudonyme-secret-du-sujet",
                 data_scopes=["dgfip_rfr"],
-                outcome="success",
+                outcome="ok",
                 http_status=200,
                 latency_ms=3.0,
                 prev_hash="0" * 64,
@@ -373,16 +373,18 @@ def test_my_habilitations_show_status_quotas_and_last_calls_without_subject(
     assert "Quotient familial" in page
     assert "Active" in page
     assert "50 appels par minute" in page
-    # The data in the catalogue's words, the scope's code beside them.
-    assert "Revenu fiscal de référence (RFR) (dgfip_rfr)" in page
-    assert "Revenus de l&#39;année N-1" in page
-    assert "ir_assiettes" in page
-    assert "success (200)" in page
+    # The data in the catalogue's words, the scope's code in the technical details.
+    assert "Revenu fiscal de référence (RFR)" in page
+    assert "(dgfip_rfr)" not in page
+    assert "<code>dgfip_rfr</code>" in page
+    assert "Revenus de l&#39;année N-1 (" in page
+    assert "Situation d&#39;impôt sur le revenu (par numéro fiscal)" in page
+    assert "Données transmises" in page
     assert "pseudonyme-secret-du-sujet" not in page
     sign_in(browser, "stranger")
     other = browser.get("/habilitations").text
     assert "Quotient familial" not in other
-    assert "ir_assiettes" not in other
+    assert "Situation d&#39;impôt sur le revenu" not in other
     with session_factory() as session:
         assert session.get(Habilitation, issuance.habilitation_id) is not None
 
@@ -586,13 +588,16 @@ def test_partner_gives_termination_notice_with_a_reason(
     _, hab_id, _ = _validated_habilitation(session_factory, world, cert_pem, clock, portal)
     url = f"/habilitations/{hab_id}/resiliation"
     sign_in(browser, "stranger")
-    answer = post(browser, url, "/habilitations", {"reason": "x", "confirm": "1"})
+    name = "Ville A"
+    answer = post(browser, url, "/habilitations", {"reason": "x", "organisation_confirm": name})
     assert answer.status_code == 404
     sign_in(browser, "applicant")
     unconfirmed = post(browser, url, "/habilitations", {"reason": "Fin du service."})
     assert unconfirmed.status_code == 400
-    assert "Cochez la case pour confirmer la résiliation." in unconfirmed.text
-    no_reason = post(browser, url, "/habilitations", {"reason": " ", "confirm": "1"})
+    assert "Saisissez exactement le nom de l&#39;organisation" in unconfirmed.text
+    # The confirmation dialog opens again on its error.
+    assert 'data-fr-opened="true" aria-controls="resilier-' in unconfirmed.text
+    no_reason = post(browser, url, "/habilitations", {"reason": " ", "organisation_confirm": name})
     assert no_reason.status_code == 400
     assert f'id="f-notice-{hab_id}-messages"' in no_reason.text
     assert "Une résiliation est motivée par écrit." in no_reason.text
@@ -600,7 +605,9 @@ def test_partner_gives_termination_notice_with_a_reason(
         hab = session.get(Habilitation, hab_id)
         assert hab is not None
         assert hab.valid_until is None
-    done = post(browser, url, "/habilitations", {"reason": "Fin du service.", "confirm": "1"})
+    done = post(
+        browser, url, "/habilitations", {"reason": "Fin du service.", "organisation_confirm": name}
+    )
     assert done.status_code == 303
     with session_factory() as session:
         hab = session.get(Habilitation, hab_id)
@@ -609,9 +616,12 @@ def test_partner_gives_termination_notice_with_a_reason(
         assert hab.valid_until == dt.datetime(2027, 1, 23, 10, 0, tzinfo=dt.UTC)
     page = browser.get("/habilitations").text
     assert "Préavis de résiliation de deux mois" in page
-    assert "jusqu'au 23/01/2027 à 10:00" in page
+    assert "Résiliation enregistrée" in page  # the notice the action left (post/redirect/get)
+    assert "Résiliation enregistrée" not in browser.get("/habilitations").text  # shown once
+    assert "jusqu'au 23/01/2027 à 11:00" in page  # Paris time (10:00 UTC)
     assert f'action="{url}"' not in page
-    assert post(browser, url, "/habilitations", {"reason": "x", "confirm": "1"}).status_code == 409
+    again = {"reason": "x", "organisation_confirm": name}
+    assert post(browser, url, "/habilitations", again).status_code == 409
 
 
 def test_the_technical_contact_renews_the_secret_and_collects_it_once(

@@ -12,10 +12,10 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from guichet.clock import FrozenClock
-from guichet.gateway.quota import QuotaService
 from guichet.mail.outbox import Outbox
 from guichet.portal.app import build_portal_app
 from guichet.portal.security import CONTENT_SECURITY_POLICY
+from guichet.quota import QuotaService
 from guichet.runtime import Runtime
 from guichet.secrets import MasterSecret
 from guichet.settings import Settings

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from guichet.records.cli import app
+from guichet.commands.records import app
 from guichet.records.importer import ImportRejected, import_impot_particulier
 from guichet.records.models import IfiSituation, IrSituation, ThAvis, ThLocal
 from guichet.settings import Settings, use_settings

@@ -27,10 +27,6 @@ def test_lookups(session_factory: sessionmaker[Session]) -> None:
             (YEAR - 2, 1),
             (YEAR - 3, 1),
         ]
-        assert service.years_with_situation(s, "sandbox", personas.NO_N1.spi) == {
-            YEAR - 2,
-            YEAR - 3,
-        }
         person = service.person_by_spi(s, "sandbox", personas.DUBOIS.spi)
         assert person is not None
         assert person.prenoms == "Angela Claire Louise"

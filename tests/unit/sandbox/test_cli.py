@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from guichet.commands.sandbox import app
 from guichet.records.models import IrSituation
 from guichet.runtime import open_runtime
-from guichet.sandbox.cli import app
 from guichet.settings import Settings, use_settings
 
 

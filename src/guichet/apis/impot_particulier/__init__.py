@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from guichet.apis.context import ApiDeps, OperationHandler
 from guichet.apis.impot_particulier.franceconnect import (
     FranceConnectGate,
     build_franceconnect_operations,
@@ -12,9 +13,8 @@ from guichet.apis.impot_particulier.franceconnect import (
 from guichet.apis.impot_particulier.operations import build_operations as build_spi_operations
 from guichet.apis.impot_particulier.os_contract import build_os_operations
 from guichet.apis.impot_particulier.resources import build_resource_operations
-from guichet.gateway import franceconnect
-from guichet.gateway.context import ApiDeps, OperationHandler
-from guichet.gateway.franceconnect import FederationCheck
+from guichet.federation import checktoken
+from guichet.federation.checktoken import FederationCheck
 from guichet.habilitation.models import Environment
 from guichet.settings import get_settings
 
@@ -24,7 +24,7 @@ def federation_checks(deps: ApiDeps) -> dict[Environment, FederationCheck]:
     ``federation_environments`` (by default the sandbox only: a sandbox identity never
     unlocks production data)."""
     settings = get_settings()
-    check = franceconnect.from_settings(settings, deps.clock)
+    check = checktoken.from_settings(settings, deps.clock)
     return {Environment(name): check for name in settings.federation_environments}
 
 

@@ -4,7 +4,7 @@ access token the partner sends in ``X-FranceConnect-OAuth`` [003 annexe 3 §3.4,
 After the gateway's chain and ``authorize`` (access mode ``franceconnect``, data scopes,
 years), ``FranceConnectGate.identify`` checks the token with the federation and decides:
 
-1. the token is active (``gateway.franceconnect``: RFC 9701 answer, verified);
+1. the token is active (``federation.checktoken``: RFC 9701 answer, verified);
 2. it was issued to a federation client of the calling partner's habilitation: the token's
    ``client_id`` must be one of the habilitation's federation clients in the policy
    snapshot (declared with the request — the real FranceConnect's or the sandbox's — or
@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
-from sqlalchemy import Connection, select
 from starlette.requests import Request
 
+from guichet.apis.context import ApiDeps, ApiResponse, CallContext
 from guichet.apis.impot_particulier.operations import (
     RECORD_SCOPES,
     IrOperation,
@@ -52,26 +52,17 @@ from guichet.errors import (
     UpstreamUnavailable,
     YearNotGranted,
 )
+from guichet.federation.checktoken import RETRY_AFTER, FederationCheck, FederationTokenMissing
+from guichet.federation.pivot import persons_of_pivot
 from guichet.federation.scopes import DATA_SCOPES as FEDERATION_DATA_SCOPES
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext
-from guichet.gateway.franceconnect import (
-    RETRY_AFTER,
-    FederationCheck,
-    FederationTokenMissing,
-    IdentityPivot,
-)
-from guichet.gateway.policy import HabilitationPolicy
 from guichet.habilitation.models import AccessMode, Environment
 from guichet.logs import event
-from guichet.records.models import Person
-from guichet.records.names import canonical_name, name_key
+from guichet.oauth.policy import HabilitationPolicy
 
 log = logging.getLogger(__name__)
 
 ACCESS_MODE: Final = AccessMode.FRANCECONNECT.value
 HEADER: Final = "X-FranceConnect-OAuth"
-FRANCE: Final = "99100"
-_SEXE: Final = {"female": "F", "male": "M"}
 # The record's scopes a citizen can consent to at the federation: the only ones this mode
 # can ever serve (derived, so a scope added to both tables is served at once).
 CARRIED_RECORD_SCOPES: Final = RECORD_SCOPES & FEDERATION_DATA_SCOPES
@@ -131,31 +122,6 @@ def federation_client_habilitation(hab: HabilitationPolicy, client_id: str) -> u
     ``federation_clients``, whatever federation the environment is configured with); None
     otherwise (another partner's, unknown, disabled or data-provider client)."""
     return hab.id if client_id in hab.federation_clients else None
-
-
-def persons_of_pivot(conn: Connection, store: str, pivot: IdentityPivot) -> list[str]:
-    """SPIs of the store's persons the pivot designates, by SPI: same birth name (canonical
-    form), first first-name, birth date, sex, birth country and, born in France, COG commune."""
-    sexe = _SEXE.get(pivot.gender)
-    if sexe is None:
-        return []
-    query = select(Person.spi, Person.prenoms).where(
-        Person.store == store,
-        Person.nom_naissance == canonical_name(pivot.family_name),
-        Person.date_naissance == pivot.birthdate,
-        Person.sexe == sexe,
-        Person.code_pays_naissance == pivot.birthcountry,
-    )
-    if pivot.birthcountry == FRANCE:
-        query = query.where(Person.code_commune_naissance == pivot.birthplace)
-    wanted = _first_first_name(pivot.given_name)
-    rows = conn.execute(query.order_by(Person.spi)).all()
-    return [r.spi for r in rows if wanted and _first_first_name(r.prenoms) == wanted]
-
-
-def _first_first_name(names: str) -> str:
-    first = canonical_name(names).split(" ")[0] if names.strip() else ""
-    return name_key(first)
 
 
 # --- the gate ---------------------------------------------------------------------------

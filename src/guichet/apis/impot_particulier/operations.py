@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from starlette.requests import Request
 
+from guichet.apis.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.apis.impot_particulier.fields import filter_record
 from guichet.apis.impot_particulier.schemas import (
     ANN_REVENU,
@@ -54,8 +55,7 @@ from guichet.errors import (
     ParameterInvalid,
     YearNotGranted,
 )
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
-from guichet.gateway.policy import HabilitationPolicy
+from guichet.oauth.policy import HabilitationPolicy
 from guichet.records import service
 from guichet.records.service import Situation, SituationSource
 from guichet.records.spi import parse_spi

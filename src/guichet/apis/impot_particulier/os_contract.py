@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from starlette.requests import Request
 
+from guichet.apis.context import ApiDeps, ApiResponse, CallContext
 from guichet.apis.impot_particulier.franceconnect import (
     FcParams,
     FranceConnectGate,
@@ -40,7 +41,6 @@ from guichet.apis.impot_particulier.operations import IrOperation, IrParams, Res
 from guichet.apis.impot_particulier.schemas import LOC_TH, project
 from guichet.catalog.products import OFFERS_OF_SERVICE, OS_MEDIA_TYPE, OfferOfService
 from guichet.errors import DataScopeNotGranted, NotFound, ParameterInvalid
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext
 from guichet.records.service import th_assessments
 
 MEDIA_TYPE: Final = OS_MEDIA_TYPE

@@ -35,6 +35,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, exists, select
 from starlette.requests import Request
 
+from guichet.apis.context import NO_CONTENT, ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.apis.impot_particulier.fields import filter_fields, filter_record
 from guichet.apis.impot_particulier.franceconnect import (
     FcParams,
@@ -76,14 +77,7 @@ from guichet.errors import (
     YearNotGranted,
     codeapp,
 )
-from guichet.gateway.context import (
-    NO_CONTENT,
-    ApiDeps,
-    ApiResponse,
-    CallContext,
-    OperationHandler,
-)
-from guichet.gateway.policy import HabilitationPolicy
+from guichet.oauth.policy import HabilitationPolicy
 from guichet.records.models import IfiSituation, IrSituation, Person, ThAvis, ThLocal
 from guichet.records.spi import parse_spi
 

@@ -20,6 +20,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from guichet.apis.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.errors import (
     AccessModeNotGranted,
     HabilitationUnknown,
@@ -28,18 +29,17 @@ from guichet.errors import (
     ParameterInvalid,
     TooManyAnswers,
 )
-from guichet.gateway.context import ApiDeps, ApiResponse, CallContext, OperationHandler
 from guichet.records import service
-from guichet.records.models import Person
-from guichet.records.names import canonical_name
-from guichet.records.spi import parse_spi
-from guichet.sandbox.geography import (
+from guichet.records.geography import (
     ABROAD_DEPARTMENT,
     STREET_NAME_LENGTH,
     TOMS,
     commune_code,
     commune_cog,
 )
+from guichet.records.models import Person
+from guichet.records.names import canonical_name
+from guichet.records.spi import parse_spi
 
 MEDIA_TYPE = "application/json"
 ACCESS_MODES = frozenset({"spi", "etat_civil"})

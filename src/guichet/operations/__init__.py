@@ -1,1 +1,0 @@
-"""guichet.operations."""
