@@ -8,8 +8,13 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guichet.habilitation.models import Habilitation, Organisation
-from guichet.habilitation.request_models import HabilitationRequest
+from guichet.habilitation.models import Habilitation, HabilitationEvent, Organisation
+from guichet.habilitation.request_models import (
+    HabilitationRequest,
+    RequestDocument,
+    RequestStatus,
+    SecurityCommitment,
+)
 
 
 def partners_of(
@@ -45,3 +50,51 @@ def requests_of(session: Session, habilitation_id: uuid.UUID) -> Sequence[Habili
         .where(HabilitationRequest.habilitation_id == habilitation_id)
         .order_by(HabilitationRequest.created_at)
     ).all()
+
+
+def habilitations_of(
+    session: Session, organisation_ids: Collection[uuid.UUID]
+) -> Sequence[Habilitation]:
+    """The organisations' habilitations, oldest first."""
+    if not organisation_ids:
+        return []
+    return session.scalars(
+        select(Habilitation)
+        .where(Habilitation.organisation_id.in_(organisation_ids))
+        .order_by(Habilitation.created_at)
+    ).all()
+
+
+def events_of(session: Session, habilitation_id: uuid.UUID) -> Sequence[HabilitationEvent]:
+    """The habilitation's events, oldest first."""
+    return session.scalars(
+        select(HabilitationEvent)
+        .where(HabilitationEvent.habilitation_id == habilitation_id)
+        .order_by(HabilitationEvent.at)
+    ).all()
+
+
+def security_commitment_of(
+    session: Session, habilitation_id: uuid.UUID
+) -> SecurityCommitment | None:
+    """The habilitation's security commitment, if it has one."""
+    return session.scalar(
+        select(SecurityCommitment).where(SecurityCommitment.habilitation_id == habilitation_id)
+    )
+
+
+def documents_of(session: Session, request_id: uuid.UUID) -> Sequence[RequestDocument]:
+    """The documents attached to a request."""
+    return session.scalars(
+        select(RequestDocument).where(RequestDocument.request_id == request_id)
+    ).all()
+
+
+def production_request_of(session: Session, sandbox_request_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the production request (not archived) started from a sandbox request."""
+    return session.scalar(
+        select(HabilitationRequest.id).where(
+            HabilitationRequest.sandbox_request_id == sandbox_request_id,
+            HabilitationRequest.status != RequestStatus.ARCHIVED,
+        )
+    )

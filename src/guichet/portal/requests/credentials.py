@@ -13,11 +13,9 @@ from starlette.responses import Response
 from guichet.accounts.models import User
 from guichet.application import issuance as service
 from guichet.clock import utc
-from guichet.errors import GuichetError
 from guichet.habilitation.models import Habilitation
 from guichet.portal.requests.pages import (
     ENVIRONMENT_LABELS,
-    error_page,
     in_transaction,
     parse_id,
     portal_of,
@@ -41,10 +39,7 @@ async def credentials_page(request: Request) -> Response:
             )
         return found
 
-    try:
-        deliveries = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    deliveries = await in_transaction(request, work)
     return await render(request, "requests/credentials.html", form=True, deliveries=deliveries)
 
 
@@ -56,10 +51,7 @@ async def _collect(request: Request, _form: FormData, _: Any) -> Response:
     def work(session: Session, user: User, now: dt.datetime) -> service.Credentials:
         return service.collect_credentials(session, user, delivery_id, master=hp.master, now=now)
 
-    try:
-        credentials = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    credentials = await in_transaction(request, work)
     return await render(request, "requests/credentials_shown.html", credentials=credentials)
 
 

@@ -5,6 +5,7 @@ attached), accepting the terms of use, sending a contact's confirmation link aga
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -29,8 +30,8 @@ from guichet.portal.requests.forms import (
     upload_of,
 )
 from guichet.portal.requests.pages import (
-    error_page,
-    in_transaction,
+    in_threadpool,
+    in_transaction_or_refusal,
     parse_block,
     parse_id,
     portal_of,
@@ -72,26 +73,28 @@ async def _save_block(request: Request, form: FormData, _: Any) -> Response:
             put(values, path, str(doc.id))
         return service.save_block(session, found, user, block, values, now=now)
 
-    try:
-        await in_transaction(request, work)
-    except TextInvalid as exc:
-        errors = [
-            FieldError(f"{block.value}.{name}", message) for name, message in exc.errors.items()
-        ]
-        return await render_with_errors(
-            request, request_id, errors, exc.status, "Le bloc n'a pas été enregistré."
-        )
-    except GuichetError as exc:
+    def refusal(exc: GuichetError) -> Awaitable[Response] | None:
+        if isinstance(exc, TextInvalid):
+            errors = [
+                FieldError(f"{block.value}.{name}", message) for name, message in exc.errors.items()
+            ]
+            return render_with_errors(
+                request, request_id, errors, exc.status, "Le bloc n'a pas été enregistré."
+            )
         if exc.code == "upload_rejected" and uploads:
             path = ".".join((block.value, *uploads[0][0]))
-            return await render_with_errors(
+            return render_with_errors(
                 request,
                 request_id,
                 [FieldError(path, exc.detail)],
                 exc.status,
                 "Le document n'a pas été enregistré.",
             )
-        return await error_page(request, exc)
+        return None
+
+    refused = await in_transaction_or_refusal(request, work, refusal)
+    if isinstance(refused, Response):
+        return refused
     if block is Block.CONTACTS:
         # After the commit: the links must point at rows that exist.
         user_id = await signed_in(request)
@@ -119,14 +122,16 @@ async def _accept_terms(request: Request, form: FormData, _: Any) -> Response:
             )
         service.accept_terms(session, found, user, version, now=now)
 
-    try:
-        await in_transaction(request, work)
-    except service.RequestInvalid as exc:
-        return await render_with_errors(
+    def refusal(exc: GuichetError) -> Awaitable[Response] | None:
+        if not isinstance(exc, service.RequestInvalid):
+            return None
+        return render_with_errors(
             request, request_id, exc.errors, 400, "Les conditions n'ont pas été acceptées."
         )
-    except GuichetError as exc:
-        return await error_page(request, exc)
+
+    refused = await in_transaction_or_refusal(request, work, refusal)
+    if isinstance(refused, Response):
+        return refused
     return redirect(
         request, f"/demandes/{request_id}?enregistre=terms#bloc-terms", notice="terms_accepted"
     )
@@ -138,15 +143,13 @@ async def _resend_contact_link(request: Request, _form: FormData, _: Any) -> Res
     user_id = await signed_in(request)
     if user_id is None:
         return redirect(request, "/connexion")
-    try:
-        await run_in_threadpool(
-            ContactService(deps(request).accounts).resend,
-            request_id,
-            user_id,
-            request.path_params["role"],
-        )
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    await in_threadpool(
+        request,
+        ContactService(deps(request).accounts).resend,
+        request_id,
+        user_id,
+        request.path_params["role"],
+    )
     return redirect(
         request, f"/demandes/{request_id}?renvoye=1#bloc-contacts", notice="contact_link_sent"
     )

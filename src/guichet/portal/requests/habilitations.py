@@ -6,26 +6,26 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable
 from typing import Any, Final
 
-from sqlalchemy import desc, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from guichet.accounts.models import User
+from guichet.accounts.queries import display_names
 from guichet.application import issuance as service
 from guichet.application import management, permissions
 from guichet.catalog import vocabulary
 from guichet.catalog.products import PRODUCTS
 from guichet.clock import utc
 from guichet.errors import GuichetError
-from guichet.habilitation import lifecycle
+from guichet.habilitation import lifecycle, queries
 from guichet.habilitation.errors import HabilitationNotFound, ReasonRequired
-from guichet.habilitation.models import Habilitation, HabilitationEvent, HabilitationStatus
-from guichet.habilitation.request_models import SecurityCommitment
-from guichet.journal.models import JournalRecord
+from guichet.habilitation.models import Habilitation, HabilitationStatus
+from guichet.journal import queries as journal_queries
 from guichet.portal.confirmation import NameNotConfirmed, check_typed_name
 from guichet.portal.requests.forms import checked
 from guichet.portal.requests.pages import (
@@ -33,11 +33,10 @@ from guichet.portal.requests.pages import (
     HABILITATION_EVENT_LABELS,
     HABILITATION_STATUS_LABELS,
     SYSTEM_ACTORS,
-    error_page,
     in_transaction,
+    in_transaction_or_refusal,
     parse_id,
     portal_of,
-    user_names,
 )
 from guichet.portal.web import csrf_protected, field, redirect, render
 
@@ -76,22 +75,7 @@ def habilitation_row(hab: Habilitation) -> dict[str, Any]:
 def last_calls(session: Session, organisation_ids: set[uuid.UUID]) -> list[dict[str, Any]]:
     """The organisation's latest exchanges from the journal: date, API, outcome — never the
     person (no subject)."""
-    if not organisation_ids:
-        return []
-    rows = session.execute(
-        select(
-            JournalRecord.at,
-            JournalRecord.environment,
-            JournalRecord.api,
-            JournalRecord.operation,
-            JournalRecord.outcome,
-            JournalRecord.http_status,
-            JournalRecord.habilitation_id,
-        )
-        .where(JournalRecord.partner_id.in_(organisation_ids))
-        .order_by(desc(JournalRecord.seq))
-        .limit(LAST_CALLS)
-    )
+    rows = journal_queries.last_records_of(session, organisation_ids, LAST_CALLS)
     return [
         {
             "at": utc(r.at),
@@ -111,16 +95,7 @@ def call_statistics(
     session: Session, habilitation_id: uuid.UUID, now: dt.datetime, days: int = 7
 ) -> list[tuple[str, int]]:
     """The habilitation's calls over the last ``days`` days, counted by outcome."""
-    rows = session.execute(
-        select(JournalRecord.outcome, func.count())
-        .where(
-            JournalRecord.habilitation_id == habilitation_id,
-            JournalRecord.at >= now - dt.timedelta(days=days),
-        )
-        .group_by(JournalRecord.outcome)
-        .order_by(JournalRecord.outcome)
-    )
-    return [(str(r[0]), int(r[1])) for r in rows]
+    return journal_queries.outcome_counts(session, habilitation_id, now - dt.timedelta(days=days))
 
 
 def _user_id(actor: str) -> uuid.UUID | None:
@@ -143,12 +118,8 @@ def actor_name(actor: str, names: dict[uuid.UUID, str]) -> str:
 def habilitation_timeline(session: Session, hab: Habilitation) -> list[dict[str, Any]]:
     """The habilitation's history, oldest first: its events, and the watch's notice before
     the security commitment expires (recorded on the commitment, not as an event)."""
-    events = session.scalars(
-        select(HabilitationEvent)
-        .where(HabilitationEvent.habilitation_id == hab.id)
-        .order_by(HabilitationEvent.at)
-    ).all()
-    names = user_names(session, {_user_id(e.actor) for e in events})
+    events = queries.events_of(session, hab.id)
+    names = display_names(session, {_user_id(e.actor) for e in events})
     rows = [
         {
             "at": utc(e.at),
@@ -159,9 +130,7 @@ def habilitation_timeline(session: Session, hab: Habilitation) -> list[dict[str,
         }
         for e in events
     ]
-    commitment = session.scalar(
-        select(SecurityCommitment).where(SecurityCommitment.habilitation_id == hab.id)
-    )
+    commitment = queries.security_commitment_of(session, hab.id)
     if commitment is not None and commitment.notice_sent_at is not None:
         rows.append(
             {
@@ -182,17 +151,7 @@ def minute_use(session: Session, hab: Habilitation, now: dt.datetime) -> list[di
     the journal is the portal's view of them, a moment behind (written just after each call).
     """
     since = now - dt.timedelta(seconds=60)
-    counts = dict(
-        session.execute(
-            select(JournalRecord.api, func.count())
-            .where(
-                JournalRecord.habilitation_id == hab.id,
-                JournalRecord.at > since,
-                JournalRecord.http_status.not_in(NOT_COUNTED_STATUSES),
-            )
-            .group_by(JournalRecord.api)
-        ).all()
-    )
+    counts = journal_queries.api_counts(session, hab.id, since, NOT_COUNTED_STATUSES)
     rows = []
     for api, limit in sorted(hab.quotas.items()):
         used = int(counts.get(api, 0))
@@ -232,15 +191,7 @@ def partner_habilitation(
 
 def _my_habilitations_view(session: Session, user: User, now: dt.datetime) -> dict[str, Any]:
     orgs = {m.organisation_id for m in user.memberships}
-    habs = (
-        session.scalars(
-            select(Habilitation)
-            .where(Habilitation.organisation_id.in_(orgs))
-            .order_by(Habilitation.created_at)
-        ).all()
-        if orgs
-        else []
-    )
+    habs = queries.habilitations_of(session, orgs)
     return {
         "habilitations": [partner_habilitation(session, user, h, now) for h in habs],
         "calls": last_calls(session, orgs),
@@ -248,10 +199,7 @@ def _my_habilitations_view(session: Session, user: User, now: dt.datetime) -> di
 
 
 async def my_habilitations(request: Request) -> Response:
-    try:
-        view = await in_transaction(request, _my_habilitations_view)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    view = await in_transaction(request, _my_habilitations_view)
     return await render(request, "requests/habilitations.html", form=True, errors={}, **view)
 
 
@@ -287,10 +235,7 @@ async def _start_update(request: Request, _form: FormData, _: Any) -> Response:
             return str(pending.id)
         return str(service.start_update_request(session, user, hab, now=now).id)
 
-    try:
-        new_id = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    new_id = await in_transaction(request, work)
     return redirect(request, f"/demandes/{new_id}", notice="update_started")
 
 
@@ -306,14 +251,16 @@ async def _give_notice(request: Request, form: FormData, _: Any) -> Response:
         check_typed_name(typed_name, hab.organisation.name)
         management.give_termination_notice(session, hab, user, reason, now=now, mailer=hp.mailer)
 
-    try:
-        await in_transaction(request, work)
-    except ReasonRequired as exc:
-        return await _habilitations_with_error(request, f"notice-{hab_id}", exc.detail)
-    except NameNotConfirmed as exc:
-        return await _habilitations_with_error(request, f"notice-{hab_id}-organisation", exc.detail)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    def refusal(exc: GuichetError) -> Awaitable[Response] | None:
+        if isinstance(exc, ReasonRequired):
+            return _habilitations_with_error(request, f"notice-{hab_id}", exc.detail)
+        if isinstance(exc, NameNotConfirmed):
+            return _habilitations_with_error(request, f"notice-{hab_id}-organisation", exc.detail)
+        return None
+
+    refused = await in_transaction_or_refusal(request, work, refusal)
+    if isinstance(refused, Response):
+        return refused
     return redirect(
         request, f"/habilitations?preavis=1#habilitation-{hab_id}", notice="notice_given"
     )
@@ -337,10 +284,7 @@ async def _rotate_secret(request: Request, form: FormData, _: Any) -> Response:
             f"secret-{hab_id}-confirm",
             "Cochez la case : l'ancien secret cessera aussitôt de fonctionner.",
         )
-    try:
-        await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    await in_transaction(request, work)
     return redirect(request, "/identifiants?renouvele=1", notice="secret_rotated")
 
 

@@ -14,12 +14,11 @@ from starlette.responses import Response
 from guichet.accounts.models import User
 from guichet.application import issuance as service
 from guichet.application.permissions import is_member
-from guichet.errors import GuichetError
 from guichet.habilitation import lifecycle
 from guichet.habilitation.errors import RequestNotFound
 from guichet.habilitation.models import Habilitation, HabilitationStatus
 from guichet.habilitation.request_models import HabilitationRequest, RequestStatus
-from guichet.portal.requests.pages import error_page, in_transaction, parse_id, portal_of
+from guichet.portal.requests.pages import in_transaction, parse_id, portal_of
 from guichet.portal.requests.views import FORM_CONTEXT, request_view, summary
 from guichet.portal.web import csrf_protected, field, redirect, render
 
@@ -37,10 +36,7 @@ async def my_requests(request: Request) -> Response:
             "deliveries": len(service.pending_deliveries(session, user)),
         }
 
-    try:
-        view = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    view = await in_transaction(request, work)
     return await render(request, "requests/list.html", form=True, **view)
 
 
@@ -59,10 +55,7 @@ async def _new_request(request: Request, form: FormData, _: Any) -> Response:
         )
         return str(created.id)
 
-    try:
-        new_id = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    new_id = await in_transaction(request, work)
     return redirect(request, f"/demandes/{new_id}", notice="request_created")
 
 
@@ -75,10 +68,7 @@ async def request_page(request: Request) -> Response:
         view.update(_request_actions(session, user, found))
         return view
 
-    try:
-        view = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    view = await in_transaction(request, work)
     return await render(request, "requests/request.html", form=True, r=view, **FORM_CONTEXT)
 
 
@@ -110,10 +100,7 @@ async def document(request: Request) -> Response:
         )
         return doc.original_name, content
 
-    try:
-        name, content = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    name, content = await in_transaction(request, work)
     safe = "".join(ch for ch in name if ch.isalnum() or ch in "._- ") or "document.pdf"
     return Response(
         content,

@@ -6,14 +6,12 @@ path, and the labels of statuses and events.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,15 +24,11 @@ from guichet.errors import GuichetError
 from guichet.habilitation.lifecycle import DisplayStatus
 from guichet.habilitation.models import Environment, HabilitationStatus
 from guichet.habilitation.validation import Block, FieldError
-from guichet.logs import event
 from guichet.mail import Mailer
 from guichet.portal.errors import shown_on
 from guichet.portal.runtime import PortalRuntime
-from guichet.portal.web import current_session, redirect, render
+from guichet.portal.web import current_session
 from guichet.secrets import MasterSecret
-
-log = logging.getLogger(__name__)
-
 
 T = TypeVar("T")
 
@@ -167,25 +161,34 @@ async def in_transaction(request: Request, work: Callable[[Session, User, dt.dat
                 raise SignInRequired()
             return work(session, user, hp.clock.now())
 
+    return await in_threadpool(request, run)
+
+
+async def in_threadpool(request: Request, func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in the thread pool; its domain errors are shown on the requests' error
+    page (``portal.errors.domain_error`` answers them)."""
     try:
-        return await run_in_threadpool(run)
+        return await run_in_threadpool(func, *args)
     except GuichetError as exc:
         shown_on(request, exc, ERROR_PAGE)
         raise
 
 
-async def error_page(request: Request, exc: GuichetError) -> Response:
-    """A domain error as a readable DSFR page with its status (403, 404, 409…)."""
-    if isinstance(exc, SignInRequired):
-        return redirect(request, "/connexion")
-    event(log, "portal.page_refused", path=request.url.path, code=exc.code, status=exc.status)
-    return await render(
-        request,
-        ERROR_PAGE,
-        status_code=exc.status,
-        title=exc.title,
-        message=exc.detail,
-    )
+async def in_transaction_or_refusal(
+    request: Request,
+    work: Callable[[Session, User, dt.datetime], T],
+    refusal: Callable[[GuichetError], Awaitable[Response] | None],
+) -> T | Response:
+    """``work`` as ``in_transaction`` runs it, for a form that shows itself again with its
+    field errors: a domain error ``refusal`` turns into a page is answered with that page;
+    any other goes on to the exception handlers."""
+    try:
+        return await in_transaction(request, work)
+    except GuichetError as exc:
+        page = refusal(exc)
+        if page is None:
+            raise
+        return await page
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -212,11 +215,3 @@ def error_map(errors: list[FieldError]) -> dict[str, str]:
     for e in errors:
         found[e.field] = f"{found[e.field]} {e.message}" if e.field in found else e.message
     return found
-
-
-def user_names(session: Session, ids: set[uuid.UUID | None]) -> dict[uuid.UUID, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = session.execute(select(User.id, User.display_name).where(User.id.in_(wanted)))
-    return {row.id: row.display_name for row in rows}

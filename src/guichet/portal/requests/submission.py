@@ -5,6 +5,7 @@ archiving it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from guichet.application import issuance as service
 from guichet.application.permissions import is_member
 from guichet.errors import GuichetError
 from guichet.habilitation.errors import RequestForbidden
-from guichet.portal.requests.pages import error_page, in_transaction, parse_id
+from guichet.portal.requests.pages import in_transaction, in_transaction_or_refusal, parse_id
 from guichet.portal.requests.views import render_with_errors
 from guichet.portal.web import csrf_protected, field, redirect
 
@@ -28,14 +29,16 @@ async def _submit(request: Request, _form: FormData, _: Any) -> Response:
     def work(session: Session, user: User, now: dt.datetime) -> None:
         service.submit(session, service.get_request(session, user, request_id), user, now=now)
 
-    try:
-        await in_transaction(request, work)
-    except service.RequestInvalid as exc:
-        return await render_with_errors(
+    def refusal(exc: GuichetError) -> Awaitable[Response] | None:
+        if not isinstance(exc, service.RequestInvalid):
+            return None
+        return render_with_errors(
             request, request_id, exc.errors, 400, "La demande n'a pas été soumise."
         )
-    except GuichetError as exc:
-        return await error_page(request, exc)
+
+    refused = await in_transaction_or_refusal(request, work, refusal)
+    if isinstance(refused, Response):
+        return refused
     return redirect(request, f"/demandes/{request_id}?soumise=1", notice="submitted")
 
 
@@ -46,10 +49,7 @@ async def _start_production(request: Request, _form: FormData, _: Any) -> Respon
         sandbox = service.get_request(session, user, request_id)
         return str(service.start_production_request(session, user, sandbox, now=now).id)
 
-    try:
-        new_id = await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    new_id = await in_transaction(request, work)
     return redirect(request, f"/demandes/{new_id}", notice="production_started")
 
 
@@ -65,10 +65,7 @@ async def _archive(request: Request, form: FormData, _: Any) -> Response:
             raise RequestForbidden("Seuls les membres de l'organisation l'archivent.")
         service.archive(session, found, user, reason or None, now=now)
 
-    try:
-        await in_transaction(request, work)
-    except GuichetError as exc:
-        return await error_page(request, exc)
+    await in_transaction(request, work)
     return redirect(request, f"/demandes/{request_id}?archivee=1", notice="archived")
 
 

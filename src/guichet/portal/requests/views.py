@@ -8,18 +8,19 @@ import datetime as dt
 import uuid
 from typing import Any, Final
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from guichet.accounts.contacts import contact_states
 from guichet.accounts.models import User
+from guichet.accounts.queries import display_names
 from guichet.application import issuance as service
 from guichet.application.permissions import is_member
 from guichet.catalog import vocabulary
 from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
 from guichet.clock import utc
+from guichet.habilitation import queries
 from guichet.habilitation.blocks import Basics
 from guichet.habilitation.diff import FieldChange, flatten, from_json
 from guichet.habilitation.lifecycle import STATUS_LABELS, display_status, implicit_rejection_at
@@ -27,7 +28,6 @@ from guichet.habilitation.models import AccessMode, Environment
 from guichet.habilitation.request_models import (
     EDITABLE,
     HabilitationRequest,
-    RequestDocument,
     RequestStatus,
 )
 from guichet.habilitation.validation import (
@@ -50,7 +50,6 @@ from guichet.portal.requests.pages import (
     age_days,
     error_map,
     in_transaction,
-    user_names,
 )
 from guichet.portal.web import render
 
@@ -155,7 +154,7 @@ def request_view(
     form = form_of(request)
     events = service.timeline(session, user, request)
     notes = service.comments(session, user, request)
-    names = user_names(
+    names = display_names(
         session,
         {e.actor_id for e in events} | {c.author_id for c in notes} | {request.cgu_accepted_by},
     )
@@ -176,9 +175,7 @@ def request_view(
         )
     documents = {
         str(d.id): {"name": d.original_name, "size": d.size, "sha256": d.sha256}
-        for d in session.scalars(
-            select(RequestDocument).where(RequestDocument.request_id == request.id)
-        )
+        for d in queries.documents_of(session, request.id)
     }
     errors: dict[str, str] = {}
     saved = [b for b in blocks_of(request) if b.value in (request.data or {}) or b is Block.TERMS]
@@ -187,12 +184,7 @@ def request_view(
             continue
         errors.update(error_map(validate_block(request, block, now=now)))
     terms = TERMS_OF_USE.get(request.api)
-    production_child = session.scalar(
-        select(HabilitationRequest.id).where(
-            HabilitationRequest.sandbox_request_id == request.id,
-            HabilitationRequest.status != RequestStatus.ARCHIVED,
-        )
-    )
+    production_child = queries.production_request_of(session, request.id)
     deadline = implicit_rejection_at(request)
     return {
         **summary(request, now),
