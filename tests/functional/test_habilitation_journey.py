@@ -46,12 +46,13 @@ ATTESTATION_PDF = (
 )
 
 
-def sign_in(page: Any, url: str, email: str, password: str) -> None:
+def sign_in(page: Any, url: str, email: str, password: str, lands: str = "mon-compte") -> None:
+    """Signed in, on the role's home: a partner's account page, the instructor's queue."""
     page.goto(url + "/connexion")
     page.locator("#email").fill(email)
     page.locator("#password").fill(password)
     page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url("**/mon-compte")
+    page.wait_for_url(f"**/{lands}")
 
 
 def confirm_contact(page: Any, url: str, address: str) -> None:
@@ -206,7 +207,7 @@ def test_request_to_credentials_to_production_to_suspension(
             # The instructor asks for changes, with a reason.
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             staff = context.new_page()
-            sign_in(staff, url, instructor_email, instructor_password)
+            sign_in(staff, url, instructor_email, instructor_password, lands="instruction")
             staff.get_by_role("link", name="Instruction").first.click()
             staff.wait_for_url("**/instruction")
             check_accessibility(staff, "instruction-file")

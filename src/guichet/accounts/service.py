@@ -46,9 +46,11 @@ from guichet.accounts.tokens import (
     recent_token,
     revoke_tokens,
 )
+from guichet.catalog import vocabulary
 from guichet.clock import Clock, utc
 from guichet.db import transaction
-from guichet.habilitation.models import Organisation
+from guichet.habilitation.models import Habilitation, Organisation
+from guichet.habilitation.request_models import CredentialDelivery
 from guichet.habilitation.service import get_or_create_organisation
 from guichet.logs import event
 from guichet.mail import Mail, Mailer
@@ -128,6 +130,15 @@ class MembershipView:
 
 
 @dataclass(frozen=True)
+class CredentialsToCollect:
+    """Credentials waiting for their technical contact: the habilitation they open."""
+
+    habilitation_id: str
+    demarche: str
+    environment: str
+
+
+@dataclass(frozen=True)
 class AccountView:
     """What "mon compte" shows."""
 
@@ -138,6 +149,29 @@ class AccountView:
     created_at: dt.datetime
     provider_roles: list[str] = field(default_factory=list)
     memberships: list[MembershipView] = field(default_factory=list)
+    # Shown on "Mon compte" and "Mes habilitations" until the secret is collected.
+    credentials_to_collect: list[CredentialsToCollect] = field(default_factory=list)
+
+    @property
+    def pending_habilitations(self) -> frozenset[str]:
+        return frozenset(c.habilitation_id for c in self.credentials_to_collect)
+
+
+def _credentials_to_collect(session: Session, user_id: uuid.UUID) -> list[CredentialsToCollect]:
+    rows = session.execute(
+        select(Habilitation.id, Habilitation.demarche, Habilitation.environment)
+        .join(CredentialDelivery, CredentialDelivery.habilitation_id == Habilitation.id)
+        .where(
+            CredentialDelivery.recipient_id == user_id, CredentialDelivery.collected_at.is_(None)
+        )
+        .order_by(CredentialDelivery.created_at)
+    )
+    return [
+        CredentialsToCollect(
+            str(row.id), row.demarche, vocabulary.ENVIRONMENTS.get(row.environment.value, "")
+        )
+        for row in rows
+    ]
 
 
 class _Outcome(Enum):
@@ -506,4 +540,5 @@ class AccountService:
                     )
                     for m in sorted(user.memberships, key=lambda m: m.created_at)
                 ],
+                credentials_to_collect=_credentials_to_collect(session, user.id),
             )

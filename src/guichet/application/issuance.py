@@ -830,10 +830,13 @@ def validate(
     now: dt.datetime,
     master: MasterSecret,
     mailer: Mailer | None = None,
+    credentials_link: str | None = None,
 ) -> Issuance:
     """Validate and issue: the habilitation (or its update) with its gateway policy, the
     OAuth client, the federation binding, and the credentials waiting for the technical
-    contact [000 §4]. The policy is live on the next call (generation bumped)."""
+    contact [000 §4]. The policy is live on the next call (generation bumped). The mail to
+    the technical contact carries ``credentials_link``, the portal's absolute address of the
+    page where the credentials are collected."""
     check_party(user, request, Party.INSTRUCTOR)
     next_status(request.status, RequestAction.VALIDATE)
     if not reason.strip():
@@ -922,6 +925,11 @@ def validate(
                 + (
                     "Connectez-vous au portail pour récupérer vos identifiants : le secret "
                     "ne vous sera montré qu'une fois et n'est jamais envoyé par courriel.\n"
+                    + (
+                        f"Récupérer vos identifiants : {credentials_link}\n"
+                        if credentials_link
+                        else ""
+                    )
                     if delivery_id
                     else "Vos identifiants existants restent valables ; la nouvelle "
                     "habilitation s'applique dès le prochain appel.\n"

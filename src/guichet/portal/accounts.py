@@ -7,6 +7,7 @@ Routes parse the form, call ``AccountService`` and map its answer to a page (STY
 from __future__ import annotations
 
 import re
+import uuid
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -16,10 +17,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from guichet.accounts.errors import AccountTokenInvalid, EmailNotVerified, FormInvalid, SignInFailed
-from guichet.accounts.models import PARTNER_ROLE_LABELS
+from guichet.accounts.models import PARTNER_ROLE_LABELS, PROVIDER_ROLE_LABELS, ProviderRole
 from guichet.accounts.service import SignUpForm
 from guichet.accounts.sessions import SessionData
 from guichet.portal import organisation
+from guichet.portal.home import role_home
+from guichet.portal.requests.pages import in_transaction
 from guichet.portal.throttle import Action, hashing, throttle
 from guichet.portal.web import (
     csrf_protected,
@@ -122,7 +125,18 @@ async def sign_in(request: Request, form: FormData, session: SessionData) -> Res
     # A new session id and CSRF token once signed in (no session fixation).
     new = await run_in_threadpool(d.sessions.sign_in, session, signed_in.user_id, signed_in.method)
     use_session(request, new)
-    return redirect(request, suite or "/mon-compte")
+    return redirect(request, suite or await _home_of(request, signed_in.user_id))
+
+
+async def _home_of(request: Request, user_id: uuid.UUID) -> str:
+    """Where a person lands after signing in: an instructor on the queue, anyone else on
+    their account page (which shows their next step)."""
+    account = await run_in_threadpool(deps(request).accounts.account, user_id)
+    if account is not None and PROVIDER_ROLE_LABELS[ProviderRole.INSTRUCTOR] in (
+        account.provider_roles
+    ):
+        return "/instruction"
+    return "/mon-compte"
 
 
 @csrf_protected
@@ -209,7 +223,8 @@ async def my_account(request: Request) -> Response:
     session = await current_session(request)
     if session is None or session.user_id is None:
         return redirect(request, "/connexion")
-    return await render(request, "accounts/my_account.html")
+    home = await in_transaction(request, role_home)
+    return await render(request, "accounts/my_account.html", home=home)
 
 
 ROUTES = [

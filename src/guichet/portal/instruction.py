@@ -15,6 +15,7 @@ import datetime as dt
 import uuid
 from typing import Any, Final
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -31,7 +32,12 @@ from guichet.federation.clients import describe_client
 from guichet.habilitation import lifecycle, queries
 from guichet.habilitation.errors import ReasonRequired
 from guichet.habilitation.lifecycle import DisplayStatus, display_status
-from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
+from guichet.habilitation.models import (
+    Environment,
+    Habilitation,
+    HabilitationStatus,
+    Organisation,
+)
 from guichet.habilitation.request_models import HabilitationRequest
 from guichet.habilitation.validation import FieldError, form_of
 from guichet.portal.confirmation import NameNotConfirmed, check_typed_name
@@ -52,7 +58,7 @@ from guichet.portal.requests.pages import (
     portal_of,
 )
 from guichet.portal.requests.views import FORM_CONTEXT, field_label, request_view, summary
-from guichet.portal.web import csrf_protected, field, redirect, render
+from guichet.portal.web import csrf_protected, deps, field, redirect, render
 
 QUEUE_SECTIONS: Final = (
     (DisplayStatus.SUBMITTED, "À instruire"),
@@ -105,8 +111,11 @@ def _instructor(user: User) -> None:
 async def queue(request: Request) -> Response:
     def work(session: Session, user: User, now: dt.datetime) -> list[dict[str, Any]]:
         _instructor(user)
+        found = service.list_requests(session, user)
+        named = organisations(session, {r.organisation_id for r in found})
         rows = [
-            (display_status(r, now), summary(r, now)) for r in service.list_requests(session, user)
+            (display_status(r, now), summary(r, now) | named.get(r.organisation_id, {}))
+            for r in found
         ]
         sections = []
         for status, title in QUEUE_SECTIONS:
@@ -122,10 +131,21 @@ async def queue(request: Request) -> Response:
     return await render(request, "instruction/queue.html", sections=sections)
 
 
+def organisations(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, str]]:
+    """The filing organisations' names and SIRET, as the instructor reads them."""
+    if not ids:
+        return {}
+    return {
+        o.id: {"organisation": o.name, "siret": o.siret}
+        for o in session.scalars(select(Organisation).where(Organisation.id.in_(ids)))
+    }
+
+
 def _view(session: Session, user: User, request_id: uuid.UUID, now: dt.datetime) -> dict[str, Any]:
     _instructor(user)
     found = service.get_request(session, user, request_id)
     view = request_view(session, user, found, now)
+    view.update(organisations(session, {found.organisation_id}).get(found.organisation_id, {}))
     view["may_decide"] = may_decide(user, found)
     view["decidable"] = found.status.value == "submitted"
     view["federation_client"] = _federation_client(session, found)
@@ -192,13 +212,21 @@ async def _decide(request: Request, form: FormData, _: Any) -> Response:
     action = field(form, "action", 32)
     reason = field(form, "reason", REASON_TEXT_LIMIT, multiline=True)
     hp = portal_of(request)
+    credentials_link = deps(request).accounts.link("/identifiants")
 
     def work(session: Session, user: User, now: dt.datetime) -> None:
         _instructor(user)
         found = service.get_request(session, user, request_id)
         if action == "validate":
             service.validate(
-                session, found, user, reason, now=now, master=hp.master, mailer=hp.mailer
+                session,
+                found,
+                user,
+                reason,
+                now=now,
+                master=hp.master,
+                mailer=hp.mailer,
+                credentials_link=credentials_link,
             )
         elif action in DECISIONS:
             DECISIONS[action][0](session, found, user, reason, now=now, mailer=hp.mailer)

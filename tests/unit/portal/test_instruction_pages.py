@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from html import unescape
 from pathlib import Path
 
 from sqlalchemy import select
@@ -22,12 +23,15 @@ from guichet.clock import FrozenClock
 from guichet.db import transaction
 from guichet.habilitation.models import Habilitation, HabilitationStatus
 from guichet.habilitation.request_models import (
+    CredentialDelivery,
     HabilitationRequest,
     RequestStatus,
     SecurityCommitment,
 )
+from guichet.mail.outbox import Outbox
 from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
 from tests.unit.habilitation.support import (
+    SIRET_A,
     World,
     new_complete_request,
     production_request,
@@ -38,6 +42,7 @@ from tests.unit.portal.test_requests_pages import (
     _validated_habilitation,
     browser,  # noqa: F401 - fixture
     cert_pem,  # noqa: F401 - fixture
+    csrf,
     post,
     sign_in,
     submitted_request,
@@ -336,3 +341,92 @@ def test_production_on_an_expired_attestation_is_not_resumed_by_hand(
     assert answer.status_code == 409
     assert "ne peut pas être rétablie à la main" in answer.text
     assert _status(session_factory, hab_id) is HabilitationStatus.SUSPENDED
+
+
+def test_the_instructor_lands_on_the_queue_which_names_the_filing_organisation(
+    browser: TestClient,  # noqa: F811
+    world: World,  # noqa: F811
+    cert_pem: str,  # noqa: F811
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+) -> None:
+    request_id = submitted_request(session_factory, world, cert_pem, clock)
+    browser.cookies.clear()
+    answer = browser.post(
+        "/connexion",
+        data={"email": EMAILS["instructor"], "password": PASSWORD, "csrf_token": csrf(browser)},
+    )
+    assert answer.headers["location"] == "/instruction"
+    queue = browser.get("/instruction").text
+    for shown in ["Ville A", SIRET_A, "Organisation", "SIRET", "Ancienneté", "0 jour"]:
+        assert shown in queue, shown
+    view = browser.get(f"/instruction/demandes/{request_id}").text
+    assert "Déposée par <strong>Ville A</strong>" in view
+    assert f"SIRET {SIRET_A}" in view
+    assert "il y a 0 jour" in view
+    # A partner still lands on their account page.
+    browser.cookies.clear()
+    answer = browser.post(
+        "/connexion",
+        data={"email": EMAILS["applicant"], "password": PASSWORD, "csrf_token": csrf(browser)},
+    )
+    assert answer.headers["location"] == "/mon-compte"
+
+
+def test_each_role_finds_its_next_step_and_the_mail_links_to_the_credentials(
+    browser: TestClient,  # noqa: F811
+    world: World,  # noqa: F811
+    cert_pem: str,  # noqa: F811
+    session_factory: sessionmaker[Session],
+    clock: FrozenClock,
+    tmp_path: Path,
+) -> None:
+    request_id = submitted_request(session_factory, world, cert_pem, clock)
+    sign_in(browser, "applicant")
+    home = unescape(browser.get("/mon-compte").text)
+    assert "Vos prochaines étapes" in home
+    assert "En attente d'instruction" in home
+    assert f'href="/demandes/{request_id}"' in home
+    assert "Demandes à instruire" not in home
+
+    sign_in(browser, "instructor")
+    home = unescape(browser.get("/mon-compte").text)
+    assert "Demandes à instruire (1)" in home
+    assert "Ville A" in home
+    assert SIRET_A in home
+    assert "Vos prochaines étapes" not in home
+    page = f"/instruction/demandes/{request_id}"
+    post(browser, f"{page}/decision", page, {"action": "validate", "reason": "OK."})
+    assert "Demandes à instruire (0)" in unescape(browser.get("/mon-compte").text)
+
+    outbox = Outbox(tmp_path / "outbox")
+    ready = [
+        m
+        for m in (outbox.get(e.id) for e in outbox.list())
+        if m and "sont prêts" in m.entry.subject
+    ]
+    assert len(ready) == 1
+    assert ready[0].entry.to == EMAILS["technical"]
+    assert "http://testserver/identifiants" in ready[0].text
+
+    sign_in(browser, "technical")
+    home = unescape(browser.get("/mon-compte").text)
+    assert "Récupérez vos identifiants" in home
+    assert 'href="/identifiants"' in home
+    habilitations = unescape(browser.get("/habilitations").text)
+    assert "Vos identifiants vous attendent" in habilitations
+    assert "Récupérer mes identifiants" in habilitations
+    assert "Renouveler le secret" not in habilitations
+    with session_factory() as session:
+        delivery = session.scalar(select(CredentialDelivery))
+        assert delivery is not None
+    post(browser, f"/identifiants/{delivery.id}", "/identifiants", {})
+    assert "Récupérez vos identifiants" not in unescape(browser.get("/mon-compte").text)
+    habilitations = unescape(browser.get("/habilitations").text)
+    assert "Vos identifiants vous attendent" not in habilitations
+    assert "Renouveler le secret" in habilitations
+
+    sign_in(browser, "applicant")  # validated: nothing left for the applicant to do
+    home = unescape(browser.get("/mon-compte").text)
+    assert "En attente d'instruction" not in home
+    assert "Récupérez vos identifiants" not in home

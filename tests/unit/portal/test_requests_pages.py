@@ -640,7 +640,17 @@ def test_the_technical_contact_renews_the_secret_and_collects_it_once(
     sign_in(browser, "stranger")
     assert post(browser, url, "/habilitations", {"confirm": "1"}).status_code == 404
     sign_in(browser, "technical")
-    assert f'action="{url}"' in browser.get("/habilitations").text
+    # Not offered before the first secret was collected: the page leads to the credentials.
+    first = browser.get("/habilitations").text
+    assert f'action="{url}"' not in first
+    assert "Récupérer mes identifiants" in first
+    with session_factory() as session:
+        delivery = session.scalar(select(CredentialDelivery))
+        assert delivery is not None
+    post(browser, f"/identifiants/{delivery.id}", "/identifiants", {})
+    collected = browser.get("/habilitations").text
+    assert f'action="{url}"' in collected
+    assert "Récupérer mes identifiants" not in collected
     unconfirmed = post(browser, url, "/habilitations", {})
     assert unconfirmed.status_code == 400
     assert "ancien secret cessera aussitôt de fonctionner" in unconfirmed.text
