@@ -4,11 +4,8 @@ on them, the scope filter of IR records, and the field → scope table behind it
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from guichet.apis.impot_particulier import schemas
 from guichet.apis.impot_particulier.fields import filter_record, scope_of
@@ -24,6 +21,7 @@ from guichet.apis.impot_particulier.schemas import (
 )
 from guichet.catalog.products import IFI_FIELD_SCOPES, IR_FIELD_SCOPES, TH_FIELD_SCOPES
 from guichet.sandbox import personas
+from tests.support.contracts import contracts_folder
 from tests.unit.apis.support import assert_conforms
 
 REPOSITORY = Path(__file__).resolve().parents[3]
@@ -80,21 +78,10 @@ def test_the_ir_schemas_differ_where_the_provider_says() -> None:
     assert {"rfr", "sitFam", "sitParIso", "revenuBrutGlobal"} == NULLABLE
 
 
-def _provider_document() -> dict[str, Any] | None:
-    folder = os.environ.get("GUICHET_PROVIDER_CONTRACTS")
-    base = Path(folder) if folder else REPOSITORY.parent / "shared" / "provider-contracts"
-    path = base / "api-impot-particulier.json"
-    if not path.is_file():
-        return None
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
-
-
 def test_the_restated_schemas_are_the_providers() -> None:
     """Property names, order and nesting as the provider's document has them."""
-    document = _provider_document()
-    if document is None:
-        pytest.skip("the provider's documents are not there (../shared/provider-contracts)")
+    path = contracts_folder() / "api-impot-particulier.json"
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     published = document["components"]["schemas"]
     restated = [
         value
