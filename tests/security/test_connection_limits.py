@@ -20,7 +20,7 @@ import httpx
 import pytest
 from starlette.types import Message
 
-from guichet.connections import ConnectionLimits
+from guichet.connections import ConnectionGuard, ConnectionLimits
 from guichet.federation.clients import register_client
 from guichet.federation.models import ClientKind
 from guichet.federation.providers import PROVIDERS
@@ -59,6 +59,7 @@ class Origin:
     host: str
     port: int
     tls: ssl.SSLContext | None  # the client's context, for the TLS gateway
+    guard: ConnectionGuard  # the server's count of open connections per address
 
     def connect(self, source: str) -> socket.socket:
         raw = socket.create_connection(
@@ -120,11 +121,25 @@ def origin(world: World, request: pytest.FixtureRequest) -> Iterator[Origin]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
     try:
-        yield Origin(name, "127.0.0.1", sock.getsockname()[1], client_tls)
+        guard = server.config.connection_guard  # type: ignore[attr-defined]
+        yield Origin(name, "127.0.0.1", sock.getsockname()[1], client_tls, guard)
     finally:
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+@pytest.fixture(autouse=True)
+def attacker_share_free(request: pytest.FixtureRequest) -> None:
+    """Each test starts with the attacker's whole share: a connection a previous test closed
+    is released when the server notices, a moment after the client closed it."""
+    if "origin" not in request.fixturenames:
+        return
+    origin: Origin = request.getfixturevalue("origin")
+    deadline = time.monotonic() + 10
+    while origin.guard.open.get(ATTACKER):
+        assert time.monotonic() < deadline, "the attacker's connections were never released"
+        time.sleep(0.02)
 
 
 def is_open(sock: socket.socket) -> bool:
