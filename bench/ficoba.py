@@ -9,9 +9,14 @@ session, for at most ``--seconds`` or ``--calls`` calls per type, and prints p50
 type.
 
     python -m bench.ficoba [--backend sqlite|postgres] [--accounts N] [--concurrency 1,8]
-                           [--seconds 5] [--calls 2000]
+                           [--seconds 5] [--calls 2000] [--only TYPE] [--explain]
+                           [--keep | --database URL]
 
-Default scale: 1 000 000 accounts on SQLite, 10 000 000 on PostgreSQL.
+Default scale: 1 000 000 accounts on SQLite, 10 000 000 on PostgreSQL. ``--keep`` leaves
+the throwaway PostgreSQL running after the run (its URL printed); ``--database URL``
+measures such a database again (migrations applied first, criteria drawn from its rows)
+without seeding; ``--explain`` prints, for one call of each type, the
+``EXPLAIN (ANALYZE, BUFFERS)`` of every statement it runs (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -31,14 +36,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, func, literal, select, tablesample, text
 from sqlalchemy.orm import Session, sessionmaker
 from tests.support.postgres import PostgresServer
 
 from guichet.db import make_engine, make_sessionmaker
 from guichet.db.migrate import upgrade
 from guichet.records import ficoba_search as fs
-from guichet.records.ficoba import NATURE_LIVRET_A
+from guichet.records.ficoba import (
+    NATURE_LIVRET_A,
+    FicobaCompte,
+    FicobaDetention,
+    FicobaPersonneMorale,
+    FicobaPersonnePhysique,
+)
 from guichet.sandbox import ficoba
 
 STORE = "sandbox"
@@ -79,6 +90,71 @@ class Cases:
                 self.natural_accounts.append((account["iban"], pp_by_id[d["personne_physique_id"]]))
             elif d["personne_morale_id"] in pm_by_id:
                 self.legal_accounts.append((account["iban"], pm_by_id[d["personne_morale_id"]]))
+
+
+def cases_from_database(engine: Engine, seed_value: int) -> Cases:
+    """Criteria drawn from the rows of an already seeded database (``--database``): a
+    sample of each table (PostgreSQL's ``TABLESAMPLE``, SQLite's ``random()``)."""
+    postgres = engine.dialect.name == "postgresql"
+    P, M, C, D = (
+        model.__table__
+        for model in (FicobaPersonnePhysique, FicobaPersonneMorale, FicobaCompte, FicobaDetention)
+    )
+
+    def some(table: Any, n: int, *where: Any) -> list[dict[str, Any]]:
+        source = tablesample(table, func.system(2), seed=literal(seed_value)) if postgres else table
+        statement = select(source).where(source.c.store == STORE, *(w(source) for w in where))
+        if not postgres:
+            statement = statement.order_by(func.random())
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(statement.limit(n)).mappings()]
+
+    cases = Cases(
+        natural=some(P, SAMPLES // 4),
+        legal=some(M, SAMPLES // 4),
+        associations=some(M, SAMPLES // 8, lambda t: t.c.categorie_juridique == "9220"),
+    )
+    titles = some(D, SAMPLES, lambda t: t.c.qualite == "TIT") + some(
+        D,
+        SAMPLES // 4,
+        lambda t: t.c.qualite == "TIT",
+        lambda t: t.c.personne_morale_id.is_not(None),
+    )
+    with engine.connect() as conn:
+        ibans: dict[int, str] = {
+            account: iban
+            for account, iban in conn.execute(
+                select(C.c.id, C.c.iban).where(
+                    C.c.store == STORE,
+                    C.c.id.in_([t["compte_id"] for t in titles]),
+                    C.c.iban.is_not(None),
+                )
+            )
+        }
+        persons = {
+            kind: {
+                r["id"]: dict(r)
+                for r in conn.execute(
+                    select(table).where(
+                        table.c.store == STORE,
+                        table.c.id.in_([t[column] for t in titles if t[column] is not None]),
+                    )
+                ).mappings()
+            }
+            for kind, table, column in (
+                ("pp", P, "personne_physique_id"),
+                ("pm", M, "personne_morale_id"),
+            )
+        }
+    for t in titles:
+        iban = ibans.get(t["compte_id"])
+        if iban is None:
+            continue
+        if t["personne_physique_id"] is not None:
+            cases.natural_accounts.append((iban, persons["pp"][t["personne_physique_id"]]))
+        else:
+            cases.legal_accounts.append((iban, persons["pm"][t["personne_morale_id"]]))
+    return cases
 
 
 def _etat_civil(row: dict[str, Any], *, full_date: bool) -> fs.NaturalPersonCriteria:
@@ -232,6 +308,19 @@ def seed(engine: Engine, accounts: int, seed_value: int) -> tuple[Cases, dict[st
     return cases, counts
 
 
+def _counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            label: int(conn.scalar(select(func.count()).select_from(model)) or 0)
+            for label, model in (
+                ("comptes", FicobaCompte),
+                ("personnes physiques", FicobaPersonnePhysique),
+                ("établissements", FicobaPersonneMorale),
+                ("détentions", FicobaDetention),
+            )
+        }
+
+
 # --- load ---------------------------------------------------------------------------------------
 
 
@@ -314,7 +403,10 @@ class _Database:
     cleanup: Callable[[], None]
 
 
-def _database(backend: str) -> _Database:
+def _database(backend: str, *, keep: bool = False, url: str | None = None) -> _Database:
+    if url is not None:
+        engine = make_engine(url)
+        return _Database(engine, engine.dispose)
     if backend == "sqlite":
         folder = Path(tempfile.mkdtemp(prefix="guichet-ficoba-"))
         engine = make_engine(f"sqlite:///{folder / 'ficoba.db'}")
@@ -333,9 +425,50 @@ def _database(backend: str) -> _Database:
 
     def stop() -> None:
         engine.dispose()
-        server.stop()
+        if keep:
+            print(
+                f"PostgreSQL gardé : --database {engine.url.render_as_string(False)} "
+                f"(répertoire {server.dir}, processus {server.proc.pid if server.proc else '?'})",
+                file=sys.stderr,
+            )
+        else:
+            server.stop()
 
     return _Database(engine, stop)
+
+
+def explain(
+    factory: sessionmaker[Session], searches: dict[str, Callable[[Session, int], object]]
+) -> None:
+    """For one call of each type: every statement it runs, with PostgreSQL's
+    ``EXPLAIN (ANALYZE, BUFFERS)`` (the statement is run again, alone)."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            captured.append((statement, parameters))
+
+    for name, search in searches.items():
+        captured.clear()
+
+        with factory() as session:
+            engine = session.get_bind()
+            event.listen(engine, "before_cursor_execute", capture)
+            try:
+                search(session, 1)
+            finally:
+                event.remove(engine, "before_cursor_execute", capture)
+        print(f"\n=== {name}: {len(captured)} requête(s)")
+        with factory() as session:
+            raw = session.connection().connection.driver_connection
+            assert raw is not None
+            for statement, parameters in captured:
+                print(f"--- {' '.join(statement.split())[:400]}")
+                print(f"    {parameters!r}"[:400])
+                with raw.cursor() as cursor:
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+                    for (line,) in cursor.fetchall():
+                        print(f"    {line}")
 
 
 def _database_size(engine: Engine) -> str:
@@ -365,17 +498,60 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="durée maximale par type")
     parser.add_argument("--calls", type=int, default=2_000, help="appels maximum par type")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--only", help="seulement les types de recherche dont le nom contient ce texte"
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="afficher EXPLAIN (ANALYZE, BUFFERS) des requêtes d'un appel de chaque type",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="laisser tourner le PostgreSQL jetable après la mesure (son URL est affichée)",
+    )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="mesurer une base déjà chargée (--keep) au lieu d'en charger une",
+    )
+    parser.add_argument(
+        "--wait-for",
+        type=Path,
+        metavar="FICHIER",
+        help="après le chargement, attendre que ce fichier existe avant de mesurer "
+        "(charger pendant que la machine sert à autre chose, mesurer une fois libre)",
+    )
     args = parser.parse_args(argv)
     accounts = args.accounts or (1_000_000 if args.backend == "sqlite" else 10_000_000)
-    database = _database(args.backend)
+    database = _database(args.backend, keep=args.keep, url=args.database)
     try:
         upgrade(database.engine)
-        print(f"FICOBA — {args.backend}, {accounts:,} comptes demandés", file=sys.stderr)
-        cases, counts = seed(database.engine, accounts, args.seed)
+        if args.database:
+            cases, counts = (
+                cases_from_database(database.engine, args.seed),
+                _counts(database.engine),
+            )
+        else:
+            print(f"FICOBA — {args.backend}, {accounts:,} comptes demandés", file=sys.stderr)
+            cases, counts = seed(database.engine, accounts, args.seed)
+        if args.wait_for is not None:
+            print(f"chargé ; mesure dès que {args.wait_for} existe", file=sys.stderr, flush=True)
+            while not args.wait_for.exists():
+                time.sleep(5)
         factory = make_sessionmaker(database.engine)
-        searches = _searches(cases)
+        searches = {
+            name: search
+            for name, search in _searches(cases).items()
+            if not args.only or args.only.lower() in name.lower()
+        }
         _warm(factory, searches)
-        levels = [int(level) for level in str(args.concurrency).split(",")]
+        if args.explain and database.engine.dialect.name == "postgresql":
+            explain(factory, searches)
+        elif args.explain:
+            print("--explain : PostgreSQL seulement", file=sys.stderr)
+        levels = [int(level) for level in str(args.concurrency).split(",") if level.strip()]
         print(f"\nFICOBA — {args.backend}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
         print(
             f"base : {_database_size(database.engine)} ; au plus {args.seconds:g} s "

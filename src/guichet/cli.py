@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from guichet import __version__
 from guichet.cli_options import CommandDataDir, use_data_dir
 from guichet.logs import configure as configure_logs
 from guichet.settings import Settings, get_settings, use_settings, with_overrides
+
+if TYPE_CHECKING:
+    from guichet.runtime import Runtime
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -88,32 +91,66 @@ def init(
             min=1, max=1_000_000, help="Foyers fictifs du bac à sable au premier démarrage."
         ),
     ] = 10_000,
+    production: Annotated[
+        bool,
+        typer.Option(
+            "--production",
+            help="Déploiement de production : aucun compte, partenaire ni identifiant de "
+            "démonstration (les foyers fictifs restent dans le seul magasin du bac à sable).",
+        ),
+    ] = False,
     data_dir: CommandDataDir = None,
 ) -> None:
-    """Initialiser le répertoire de données : base, clés, AC locale, bac à sable, partenaire démo.
+    """Initialiser le répertoire de données : bases (migrations), clés, AC locale, bac à sable,
+    et, sauf avec --production, le partenaire et l'instructeur de démonstration.
 
     Idempotent : une seconde exécution ne change rien.
     """
     use_data_dir(data_dir)
-    _initialise(households)
+    _initialise(households, demo=not production)
 
 
-def _initialise(households: int) -> tuple[object, Path]:
+def _initialise(households: int, *, demo: bool = True) -> tuple[object, Path]:
     from guichet.demo import initialise
     from guichet.runtime import open_runtime
+    from guichet.startup import describe_url
 
     started = time.monotonic()
     runtime = open_runtime()
     with console.status("Initialisation du répertoire de données…"):
-        report = initialise(runtime, households=households)
+        report = initialise(runtime, households=households, demo=demo)
+        # The production records' own database, migrated like the main one (issue 12).
+        moved = _production_records_apart(runtime)
+    if moved:
+        console.print(
+            "Données de production déplacées dans leur base "
+            f"({describe_url(runtime.settings.resolved_production_records_url)}) : "
+            + ", ".join(f"{name} {n}" for name, n in sorted(moved.items()))
+            + "."
+        )
     if report.seeded_households:
         console.print(f"Bac à sable : {report.seeded_households} foyers fictifs générés.")
     if report.demo_created:
         console.print(f"Partenaire de démonstration créé : {report.credentials_file}")
+    if not demo:
+        console.print("Production : aucun compte ni partenaire de démonstration.")
     console.print(
         f"Prêt en {time.monotonic() - started:.1f} s — {runtime.settings.data_dir.resolve()}"
     )
     return runtime, report.credentials_file
+
+
+def _production_records_apart(runtime: Runtime) -> dict[str, int]:
+    """Open (and migrate) the production records' database; rows a data directory made
+    before it existed left in the main database are moved there."""
+    from guichet.records.stores import count_rows, move_store
+
+    production = runtime.records("production")
+    if production is runtime.session_factory or not count_rows(
+        runtime.session_factory, "production"
+    ):
+        return {}
+    return move_store(runtime.session_factory, production, "production")
 
 
 @app.command()
@@ -157,9 +194,16 @@ def run(
         sandbox_port=sandbox_port,
         production_port=production_port,
         federation_port=federation_port,
+        # One process serves every origin: the quota is its own, not a share of workers'
+        # (GUICHET_WORKERS is for `guichet serve gateway`).
+        workers=1,
+        worker_slot=0,
     )
     use_settings(settings)
     _refuse_exposed_outbox(settings)
+    from guichet.preflight import check_serving
+
+    check_serving(settings, "embedded")
     from guichet.habilitation.models import Environment
     from guichet.platform import Listener, Platform, TlsFiles, bind, run_loop, serve
     from guichet.runtime import Runtime
@@ -223,7 +267,8 @@ def _print_banner(portal_port: int, credentials_file: Path) -> None:
     instructor = credentials_file.parent / "instructor.txt"
     if instructor.exists():
         console.print(
-            f"[bold]Instructeur[/]        {INSTRUCTOR_EMAIL} — mot de passe dans {instructor}"
+            f"[bold]Instructeur[/]        {INSTRUCTOR_EMAIL} — mot de passe et second facteur "
+            f"(TOTP) dans {instructor}"
         )
     console.print("\nEssayez (bac à sable, persona 3999999930262) :\n")
     console.print(
@@ -235,26 +280,59 @@ def _print_banner(portal_port: int, credentials_file: Path) -> None:
     console.print("\nCtrl-C pour arrêter.")
 
 
+UnixSocket = Annotated[
+    Path | None,
+    typer.Option(
+        "--socket",
+        dir_okay=False,
+        help="Écouter sur ce socket Unix (mode 0660, groupe GUICHET_PROXY_SOCKET_GROUP) : "
+        "le canal du mandataire, seul à pouvoir transmettre certificat et adresse du client.",
+    ),
+]
+
+
+def _listen_on(port: int | None, unix_socket: Path | None) -> int:
+    """Exactly one of ``--port`` and ``--socket``; the port (0 with a socket)."""
+    if (port is None) == (unix_socket is None):
+        raise fail("indiquez --port ou --socket (l'un des deux).")
+    return port or 0
+
+
 @serve_app.command("gateway")
 def serve_gateway(
     environment: Annotated[str, typer.Option(help="sandbox ou production.")],
-    port: Annotated[int, typer.Option(help="Port d'écoute.")],
+    port: Annotated[int | None, typer.Option(help="Port d'écoute (TCP).")] = None,
     host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
+    unix_socket: UnixSocket = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Nombre de processus (SO_REUSEPORT).")
     ] = 1,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Port (sur 127.0.0.1) des métriques Prometheus de tous les processus.",
+        ),
+    ] = None,
     tls: Annotated[
         bool, typer.Option(help="Terminer TLS ici (--no-tls derrière un mandataire TLS).")
     ] = True,
     data_dir: CommandDataDir = None,
 ) -> None:
-    """Servir une passerelle seule, p. ex. plusieurs processus derrière nginx, quotas dans Redis."""
+    """Servir une passerelle seule, p. ex. plusieurs processus derrière nginx, quotas dans Redis.
+
+    Derrière nginx, --socket : le certificat du client (Client-Cert) et son adresse
+    (X-Forwarded-For) ne sont crus que sur ce socket, jamais en TCP.
+    """
     from guichet.workers import serve_origin
 
     use_data_dir(data_dir)
     settings = get_settings()
     if environment not in ("sandbox", "production"):
         raise fail("--environment vaut sandbox ou production.")
+    port = _listen_on(port, unix_socket)
+    tls = tls and unix_socket is None  # the proxy terminates TLS in front of its socket
     public = (
         settings.sandbox_public_url if environment == "sandbox" else settings.production_public_url
     )
@@ -269,13 +347,19 @@ def serve_gateway(
         settings = with_overrides(
             data_dir=settings.data_dir, host=host or settings.host, **{f"{environment}_port": port}
         )
-    serve_origin(settings, environment, host or settings.host, port, workers, tls)
+    from guichet.preflight import check_serving
+
+    check_serving(settings, environment, tls=tls)
+    serve_origin(
+        settings, environment, host or settings.host, port, workers, tls, unix_socket, metrics_port
+    )
 
 
 @serve_app.command("portal")
 def serve_portal(
-    port: Annotated[int, typer.Option(help="Port d'écoute.")],
+    port: Annotated[int | None, typer.Option(help="Port d'écoute (TCP).")] = None,
     host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
+    unix_socket: UnixSocket = None,
     data_dir: CommandDataDir = None,
 ) -> None:
     """Servir le portail seul ; les tâches planifiées tournent dans ce processus (un seul)."""
@@ -283,11 +367,46 @@ def serve_portal(
 
     use_data_dir(data_dir)
     settings = get_settings()
+    port = _listen_on(port, unix_socket)
     # The portal's own address is the one it listens on (its default public origin, the
     # outbox's exposure).
-    settings = settings.model_copy(update={"host": host or settings.host, "portal_port": port})
+    update: dict[str, object] = {"host": host or settings.host}
+    if port:
+        update["portal_port"] = port
+    settings = settings.model_copy(update=update)
     _refuse_exposed_outbox(settings)
-    serve_origin(settings, "portal", settings.host, port, 1, False)
+    from guichet.preflight import check_serving
+
+    check_serving(settings, "portal")
+    serve_origin(settings, "portal", settings.host, port, 1, False, unix_socket)
+
+
+@serve_app.command("federation")
+def serve_federation(
+    port: Annotated[int | None, typer.Option(help="Port d'écoute (TCP).")] = None,
+    host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
+    unix_socket: UnixSocket = None,
+    data_dir: CommandDataDir = None,
+) -> None:
+    """Servir seule la fédération d'identité du bac à sable (« qui a lu mes données »,
+    les jetons FranceConnect du bac à sable), hors de guichet run.
+
+    Derrière un mandataire, GUICHET_FEDERATION_PUBLIC_URL est son origine publique
+    (l'émetteur), et GUICHET_FEDERATION_ISSUER la même pour les passerelles.
+    """
+    from guichet.workers import serve_origin
+
+    use_data_dir(data_dir)
+    settings = get_settings()
+    port = _listen_on(port, unix_socket)
+    update: dict[str, object] = {"host": host or settings.host}
+    if port:
+        update["federation_port"] = port
+    settings = settings.model_copy(update=update)
+    from guichet.preflight import check_serving
+
+    check_serving(settings, "federation", tls=False)
+    serve_origin(settings, "federation", settings.host, port, 1, False, unix_socket)
 
 
 # ---------------------------------------------------------------- habilitations
@@ -451,6 +570,7 @@ def habilitation_rotate_secret(ident: HabilitationId, actor: Actor = "operator")
 
 def _mount_domain_commands() -> None:
     from guichet.commands.accounts import app as user_app
+    from guichet.commands.backup import backup_command, restore_command
     from guichet.commands.federation import app as federation_app
     from guichet.commands.journal import app as journal_app
     from guichet.commands.operations import app as operations_app
@@ -466,6 +586,8 @@ def _mount_domain_commands() -> None:
         federation_app, name="federation", help="Les clients de la fédération du bac à sable."
     )
     app.add_typer(user_app, name="user", help="Les comptes du portail.")
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)
     app.add_typer(
         operations_app,
         name="operations",
@@ -477,7 +599,15 @@ _mount_domain_commands()
 
 
 def main() -> None:
+    from rich.markup import escape
+
+    from guichet.startup import StartupError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except StartupError as exc:
+        # A setting or a service at fault (issue 12): said plainly, never a traceback.
+        console.print(f"[bold red]Erreur :[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)

@@ -21,9 +21,11 @@ from joserfc.jwk import ECKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from guichet.accounts.seed import ensure_instructor
+from guichet.accounts.models import User
+from guichet.accounts.seed import INSTRUCTOR_EMAIL, ensure_instructor
+from guichet.accounts.service import email_key
 from guichet.apis import DOCUMENTS
-from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_SCOPES
+from guichet.catalog.products import FICOBA_DATA_SCOPES, IR_DATA_SCOPES, PRODUCTS, YEAR_SCOPES
 from guichet.db import transaction
 from guichet.db.models import bump_generation
 from guichet.federation.checktoken import DECRYPTION_KEY_FILE, load_decryption_key
@@ -60,7 +62,7 @@ log = logging.getLogger(__name__)
 DEMO_SIRET = "21000000610001"
 DEMO_NAME = "Ville de Démoville"
 DEMO_DEMARCHE = "Calcul du quotient familial pour les tarifs scolaires et périscolaires"
-DEMO_APIS = ("impot_particulier", "r2p")
+DEMO_APIS = ("impot_particulier", "r2p", "ficoba")
 
 # The FranceConnect-mode demo: the example partner app of ``examples/quotient_familial``.
 FC_DEMARCHE = "Quotient familial — FranceConnect"
@@ -84,7 +86,10 @@ class InitReport:
     instructor_email: str
 
 
-def initialise(runtime: Runtime, *, households: int = 10_000) -> InitReport:
+def initialise(runtime: Runtime, *, households: int = 10_000, demo: bool = True) -> InitReport:
+    """Keys, local PKI, the sandbox population (in the sandbox store only), the embedded
+    federation's clients, and with ``demo`` (the embedded default; not ``guichet init
+    --production``) the demo partner, its FranceConnect-mode side and the demo instructor."""
     settings = runtime.settings
     now = runtime.clock.now()
     pki = ensure_local_pki(settings.data_dir / "pki", now, hosts=[settings.host])
@@ -99,10 +104,13 @@ def initialise(runtime: Runtime, *, households: int = 10_000) -> InitReport:
     if empty:
         seed(runtime.session_factory, households=households, reference_year=now.year)
         seeded = households
-    credentials, created = ensure_demo(runtime, pki)
     ensure_federation_data_provider(runtime)
-    ensure_franceconnect_demo(runtime, pki)
     ensure_portal_federation_client(runtime)
+    if not demo:
+        credentials = settings.data_dir.resolve() / "demo" / "credentials.json"
+        return InitReport(pki, credentials, seeded, False, "")
+    credentials, created = ensure_demo(runtime, pki)
+    ensure_franceconnect_demo(runtime, pki)
     instructor, _ = ensure_instructor(runtime)
     return InitReport(pki, credentials, seeded, created, instructor)
 
@@ -214,14 +222,15 @@ def ensure_portal_federation_client(runtime: Runtime) -> Path | None:
 
 def demo_perimeter() -> HabilitationSpec:
     """The demo partner's sandbox perimeter: the whole sandbox's, so it can exercise every
-    operation it is shown — every data scope, every revenue year, SPI and état-civil modes.
-    Certificates and addresses are the caller's (left empty here)."""
+    operation it is shown — every data scope, every revenue year, SPI and état-civil modes,
+    and every one of API FICOBA's eleven search types (``FICOBA_DATA_SCOPES``, one data
+    scope a type). Certificates and addresses are the caller's (left empty here)."""
     return HabilitationSpec(
         demarche=DEMO_DEMARCHE,
         environment=Environment.SANDBOX,
         apis=list(DEMO_APIS),
         access_modes=[AccessMode.SPI.value, AccessMode.ETAT_CIVIL.value],
-        data_scopes=sorted(IR_DATA_SCOPES),
+        data_scopes=sorted(IR_DATA_SCOPES | FICOBA_DATA_SCOPES),
         year_scopes=sorted(YEAR_SCOPES),
         ip_ranges=["127.0.0.1/32", "::1/128"],
         certificates_pem=[],
@@ -235,7 +244,8 @@ def demo_resource_scopes() -> list[str]:
 
 
 def ensure_demo(runtime: Runtime, pki: LocalPki) -> tuple[Path, bool]:
-    """The demo partner: a validated sandbox habilitation for Impôt Particulier (SPI) and R2P.
+    """The demo partner: a validated sandbox habilitation for Impôt Particulier (SPI), R2P
+    and FICOBA (its ``apis.ficoba`` in ``credentials.json``).
 
     On a later start, the habilitation of ``credentials.json`` is brought to the whole
     sandbox perimeter (``demo_perimeter``) through ``update_habilitation`` — an event
@@ -601,3 +611,30 @@ def demo_curl(credentials_file: Path, credentials: dict[str, object], spi: str, 
             f"  {c['api_base_url']}/spi/{spi}/situations/ir/assiettes/annrev/{year}",
         ]
     )
+
+
+def demo_remnants(session: Session) -> list[str]:
+    """What the embedded default's demo left in this database: its instructor account
+    (enabled), its partner organisation with a habilitation in force."""
+    found: list[str] = []
+    user = session.scalar(select(User).where(User.email_key == email_key(INSTRUCTOR_EMAIL)))
+    if user is not None and user.disabled_at is None:
+        found.append(
+            f"le compte de démonstration {INSTRUCTOR_EMAIL} "
+            f"(`guichet user remove {INSTRUCTOR_EMAIL}`)"
+        )
+    habilitations = session.scalar(
+        select(func.count())
+        .select_from(Habilitation)
+        .join(Organisation)
+        .where(
+            Organisation.siret == DEMO_SIRET,
+            Habilitation.status != HabilitationStatus.TERMINATED,
+        )
+    )
+    if habilitations:
+        found.append(
+            f"le partenaire de démonstration « {DEMO_NAME} » (SIRET {DEMO_SIRET}) et ses "
+            f"{habilitations} habilitation(s) (`guichet habilitation revoke`)"
+        )
+    return found

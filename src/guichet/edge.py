@@ -2,10 +2,13 @@
 correlation id it carries.
 
 Directly connected, the certificate and the IP come from the TLS connection (the ASGI TLS
-extension that ``guichet.gateway.tls`` fills). Behind a reverse proxy, they come from RFC 9440
-``Client-Cert`` and ``X-Forwarded-For`` — believed only when the TCP peer is a configured
-trusted proxy. Downstream checks read one value and do not care where it came from. Shared
-by the gateway, the authorization server's endpoints, the portal and the PKI.
+extension that ``guichet.gateway.tls`` fills). Behind nginx, they come from RFC 9440
+``Client-Cert`` and ``X-Forwarded-For`` — believed only on the proxy channel: a Unix domain
+socket that the proxy alone may connect to (``ProxyChannel`` marks its requests; issue 12).
+A TCP peer is never believed for a certificate, whatever its address: any local user can
+speak from loopback. A certificate from a direct TLS handshake always wins over a header.
+Downstream checks read one value and do not care where it came from. Shared by the gateway,
+the authorization server's endpoints, the portal and the PKI.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from urllib.parse import unquote
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from guichet.errors import CertificateInvalid
 
@@ -74,6 +78,29 @@ def parse_client_cert_header(value: str) -> PresentedCertificate:
     raise CertificateInvalid("Le certificat transmis par le mandataire est illisible.")
 
 
+# The ASGI scope extension a proxy-channel listener sets on each of its requests.
+PROXY_CHANNEL = "guichet.proxy_channel"
+
+
+class ProxyChannel:
+    """ASGI middleware of a listener only the proxy can reach (a Unix socket whose mode and
+    group keep other local users out): its requests may carry forwarded headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            extensions = {**(scope.get("extensions") or {}), PROXY_CHANNEL: True}
+            scope = {**scope, "extensions": extensions}
+        await self.app(scope, receive, send)
+
+
+def on_proxy_channel(scope: Mapping[str, Any]) -> bool:
+    """The request came through the proxy channel (``ProxyChannel``), not a TCP socket."""
+    return bool((scope.get("extensions") or {}).get(PROXY_CHANNEL))
+
+
 def _peer_host(scope: Mapping[str, Any]) -> str:
     """The TCP peer; an IPv4 client of a dual-stack socket (``::ffff:a.b.c.d``) as IPv4,
     so that declared IPv4 ranges and trusted proxies match it."""
@@ -112,11 +139,23 @@ def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
     return None
 
 
-def client_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> str:
-    """The caller's address: the TCP peer, or — from trusted proxies only — the last
-    ``X-Forwarded-For`` hop that is not itself a trusted proxy."""
-    peer = _peer_host(scope)
+def _believes_forwarded_for(
+    scope: Mapping[str, Any], peer: str, trusted: Sequence[Network]
+) -> bool:
+    """On the proxy channel; over TCP, from a trusted proxy on another host only (a loopback
+    peer may be any local user)."""
+    if on_proxy_channel(scope):
+        return True
     if not is_trusted_proxy(peer, trusted):
+        return False
+    return not ipaddress.ip_address(peer).is_loopback
+
+
+def client_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> str:
+    """The caller's address: the TCP peer, or — on the proxy channel, or from a trusted proxy
+    of another host — the last ``X-Forwarded-For`` hop that is not itself a trusted proxy."""
+    peer = _peer_host(scope)
+    if not _believes_forwarded_for(scope, peer, trusted):
         return peer
     forwarded = _header(scope, b"x-forwarded-for")
     if not forwarded:
@@ -128,24 +167,30 @@ def client_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> str:
                 return str(ipaddress.ip_address(hop))
             except ValueError:
                 return peer  # garbage from upstream: fall back to what we can prove
+    if hops and on_proxy_channel(scope):
+        # Every hop a trusted proxy: the first is the client (a caller on the proxy's host).
+        try:
+            return str(ipaddress.ip_address(hops[0]))
+        except ValueError:
+            return peer
     return peer
 
 
 def client_certificate(
-    scope: Mapping[str, Any], trusted: Sequence[Network], header: str = "client-cert"
+    scope: Mapping[str, Any], header: str = "client-cert"
 ) -> PresentedCertificate | None:
-    """The certificate the caller presented, from the TLS handshake or a trusted proxy."""
-    peer = _peer_host(scope)
-    if is_trusted_proxy(peer, trusted):
-        value = _header(scope, header.lower().encode("latin-1"))
-        if value:
-            return parse_client_cert_header(value)
-        return None
-    tls = scope.get("extensions", {}).get("tls") or {}
+    """The certificate the caller presented: from the TLS handshake if there was one (it
+    always wins), else RFC 9440 ``Client-Cert`` on the proxy channel only."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []
-    if not chain:
+    if chain:
+        return _from_pem(chain[0])
+    if not on_proxy_channel(scope):
         return None
-    return _from_pem(chain[0])
+    value = _header(scope, header.lower().encode("latin-1"))
+    if value:
+        return parse_client_cert_header(value)
+    return None
 
 
 def correlation_id(request: Request) -> tuple[str, bool]:

@@ -274,3 +274,45 @@ class UpstreamUnavailable(GuichetError):
     status = 503
     code = "upstream_unavailable"
     title = "Service tiers indisponible"
+
+
+# --- issue 14 (H1): requests with a body, API FICOBA's headers and service window ---------
+class BodyInvalid(BadRequest):
+    code = "body_invalid"
+    title = "Corps de requête invalide"
+
+
+class HeaderMissing(BadRequest):
+    code = "header_missing"
+    title = "En-tête obligatoire absent ou invalide"
+
+
+class UnsupportedMediaType(GuichetError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Type de contenu non pris en charge"
+
+
+class ServiceClosed(GuichetError):
+    status = 503
+    code = "service_closed"
+    title = "Service fermé pendant son heure quotidienne d'indisponibilité"
+
+
+# --- issue 13 (H5): faults answered 503 with Retry-After, never 500, never data ------------
+class QuotaUnavailable(GuichetError):
+    status = 503
+    code = "quota_unavailable"
+    title = "Décompte des quotas momentanément indisponible : aucun appel n'est admis"
+
+
+class DatabaseUnavailable(GuichetError):
+    status = 503
+    code = "database_unavailable"
+    title = "Base de données momentanément indisponible : aucune donnée n'est transmise"
+
+
+# --- issue 14 (F1): API FICOBA habilitates per search type ----------------------------------
+class SearchTypeNotGranted(Forbidden):
+    code = "search_type_not_granted"
+    title = "Type de recherche non couvert par l'habilitation"

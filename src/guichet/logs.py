@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
 from typing import Any
 
 
@@ -35,6 +37,54 @@ def _quote(value: Any) -> str:
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log ``name`` with ``fields`` (callers pass pseudonyms and ids, never SPI or names)."""
     logger.log(level, name, extra={"fields": fields})
+
+
+class Outage:
+    """A dependency's state for the log: its loss said once, its return said once with what
+    was refused meanwhile — never a line per failing call (issue 13).
+
+    ``failed()`` on every call that the outage made fail, ``recovered()`` on every success
+    (a flag read while up: free on the hot path). Safe from several threads.
+    """
+
+    def __init__(self, logger: logging.Logger, lost: str, back: str) -> None:
+        self._logger = logger
+        self._lost = lost
+        self._back = back
+        self._lock = threading.Lock()
+        self.down = False
+        self.refused = 0
+        self._since = 0.0
+
+    def failed(self, error: BaseException | str, count: int = 1, **fields: Any) -> None:
+        """``count`` more calls refused because of the outage; the first time logs it."""
+        with self._lock:
+            self.refused += count
+            if self.down:
+                return
+            self.down = True
+            self.refused = count
+            self._since = time.monotonic()
+        kind = error if isinstance(error, str) else type(error).__name__
+        event(self._logger, self._lost, logging.ERROR, error=kind, **fields)
+
+    def recovered(self, **fields: Any) -> None:
+        """The dependency answered again; logs the return once, with the refusals counted."""
+        if not self.down:
+            return
+        with self._lock:
+            if not self.down:
+                return
+            self.down = False
+            refused, seconds = self.refused, time.monotonic() - self._since
+        event(
+            self._logger,
+            self._back,
+            logging.WARNING,
+            refused=refused,
+            seconds=f"{seconds:.1f}",
+            **fields,
+        )
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -1,14 +1,16 @@
-"""Assembles the running product: the two gateway origins, the portal, and their shared parts."""
+"""Assembles the running product: the two gateway origins, the portal, the sandbox
+federation, their shared parts and their listeners (TCP, or the proxy's Unix socket)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import logging
+import os
 import signal
 import socket
 import ssl
-import uuid
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,19 +22,21 @@ from starlette.types import ASGIApp
 
 from guichet import errors
 from guichet.apis.context import ApiDeps, OperationHandler
+from guichet.apis.ficoba import build_operations as ficoba_operations
 from guichet.apis.impot_particulier import build_operations as ip_operations
 from guichet.apis.r2p import build_operations as r2p_operations
 from guichet.application.runner import run_periodically
+from guichet.clock import Clock
 from guichet.connections import BodyLimit, ConnectionLimits
+from guichet.edge import ProxyChannel
 from guichet.federation.checktoken import from_settings as franceconnect_from_settings
 from guichet.federation.citizens import SuggestedCitizen
 from guichet.federation.clients import directory
 from guichet.federation.server import FederationDeps
 from guichet.federation_web.app import build_federation_app
 from guichet.federation_web.app import too_large as federation_too_large
-from guichet.gateway.app import GatewayDeps, build_gateway_app
+from guichet.gateway.app import GatewayDeps, build_gateway_app, edge_refusal
 from guichet.gateway.chain import ChainConfig, ControlChain, load_trust_store
-from guichet.gateway.problem import problem_response
 from guichet.gateway.tls import TrustStore, build_server_ssl_context, make_server
 from guichet.habilitation.models import Environment
 from guichet.journal.service import JournalWriter
@@ -68,18 +72,30 @@ class Platform:
         self.scheduler = scheduler
         self.cache = PolicyCache(runtime.session_factory, directory)
         self.journal = JournalWriter(runtime.session_factory)
-        self.quota = QuotaService(self.settings.redis_url, workers=self.settings.workers)
-        api_deps = ApiDeps(runtime.session_factory, runtime.clock)
+        self.quota = QuotaService.from_settings(self.settings)
         # One federation check (and its cache) shared by the gateways that trust it.
         self.federation_check = franceconnect_from_settings(self.settings, runtime.clock)
-        federation = {
+        self._federation = {
             Environment(e): self.federation_check for e in self.settings.federation_environments
         }
-        self.operations: dict[str, OperationHandler] = {
-            **ip_operations(api_deps, federation),
-            **r2p_operations(api_deps),
-        }
+        # Each gateway's operations read its environment's records store only (issue 12):
+        # the sandbox's (the main database) now, the production's when that gateway is built.
+        self._operations: dict[Environment, dict[str, OperationHandler]] = {}
+        self.operations = self.operations_for(Environment.SANDBOX)
         self._tasks: list[asyncio.Task[Any]] = []
+
+    def operations_for(self, environment: Environment) -> dict[str, OperationHandler]:
+        """The API operations of ``environment``'s gateway, on that environment's records."""
+        found = self._operations.get(environment)
+        if found is None:
+            api_deps = ApiDeps(self.runtime.records(environment.value), self.runtime.clock)
+            federation = self._federation
+            found = self._operations[environment] = {
+                **ip_operations(api_deps, federation),
+                **r2p_operations(api_deps),
+                **ficoba_operations(api_deps),
+            }
+        return found
 
     def gateway_app(self, environment: Environment) -> ASGIApp:
         settings = self.settings
@@ -100,11 +116,16 @@ class Platform:
             chain=chain,
             journal=self.journal,
             quota=self.quota,
-            operations=self.operations,
+            operations=self.operations_for(environment),
             trusted_proxies=list(settings.trusted_proxies),
             client_cert_header=settings.client_cert_header,
             maintenance=settings.maintenance,
             maintenance_retry_after=settings.maintenance_retry_after,
+            closed_hours=(
+                {}
+                if settings.ficoba_closed_hour is None
+                else {"ficoba": settings.ficoba_closed_hour}
+            ),
         )
         oauth = OAuthDeps(
             environment=environment,
@@ -121,7 +142,9 @@ class Platform:
             journal=self.journal,
         )
         app = build_gateway_app(deps, token_routes(oauth))
-        return BodyLimit(app, settings.max_body_bytes, _gateway_too_large)
+        return BodyLimit(
+            app, settings.max_body_bytes, partial(_gateway_too_large, clock=self.runtime.clock)
+        )
 
     def federation_app(self) -> ASGIApp:
         """The sandbox identity federation (behaves like FranceConnect v2), its own origin."""
@@ -157,6 +180,7 @@ class Platform:
 
     async def start(self) -> None:
         self.journal.start()
+        await self.quota.start()  # joins the workers in Redis (issue 13)
         self._tasks.append(asyncio.create_task(self.cache.poll(self.settings.cache_poll_interval)))
         if self.scheduler:
             interval = self.settings.scheduler_interval
@@ -175,9 +199,9 @@ class Platform:
         await self.federation_check.aclose()
 
 
-def _gateway_too_large(limit: int) -> ASGIApp:
+def _gateway_too_large(limit: int, *, clock: Clock) -> ASGIApp:
     error = errors.PayloadTooLarge(f"Le corps de la requête dépasse {limit} octets.")
-    return problem_response(error, str(uuid.uuid4()))
+    return edge_refusal(error, clock)
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -188,6 +212,35 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
     else:
         uvloop.run(main)
+
+
+def bind_unix(path: Path, group: str | None = None) -> socket.socket:
+    """The proxy channel: a Unix socket at ``path``, mode 0660, in ``group`` (the proxy's)
+    if given — no other local user may connect, so ``guichet.edge`` believes what the proxy
+    forwards on it. A stale socket left by a previous run is replaced; any other file is not."""
+    if path.is_socket():
+        path.unlink()
+    elif path.exists():
+        raise OSError(f"{path} existe et n'est pas un socket")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Created without any permission for others, before chmod opens it to the group.
+    previous = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(previous)
+    if group is not None:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            sock.close()
+            raise OSError(f"groupe inconnu « {group} » (GUICHET_PROXY_SOCKET_GROUP)") from None
+        os.chown(path, -1, gid)
+    path.chmod(0o660)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -210,11 +263,25 @@ class Listener:
     ssl_context: ssl.SSLContext | None
 
 
+def address(sock: socket.socket) -> str:
+    """Where a listener is, for the logs: ``http://host:port`` or ``unix:/path``."""
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{sock.getsockname()}"
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"
+
+
 def server_for(listener: Listener, limits: ConnectionLimits) -> uvicorn.Server:
-    """The uvicorn server of one origin, under the origin's resource limits."""
-    host, port = listener.sock.getsockname()[:2]
+    """The uvicorn server of one origin, under the origin's resource limits. A Unix socket
+    is the proxy channel: its requests may carry the forwarded certificate and address."""
+    app = listener.app
+    if listener.sock.family == socket.AF_UNIX:
+        app = ProxyChannel(app)
+        host, port = str(listener.sock.getsockname()), 0
+    else:
+        host, port = listener.sock.getsockname()[:2]
     return make_server(
-        listener.app,
+        app,
         host=host,
         port=port,
         ssl_context=listener.ssl_context,
@@ -245,9 +312,10 @@ async def serve(platform: Platform, listeners: Iterable[Listener]) -> None:
                 s.should_exit = True
 
         for lst in listeners:
-            host, port = lst.sock.getsockname()[:2]
-            scheme = "https" if lst.ssl_context else "http"
-            event(log, "platform.listening", origin=lst.name, url=f"{scheme}://{host}:{port}")
+            where = address(lst.sock)
+            if lst.sock.family != socket.AF_UNIX:
+                where = f"{'https' if lst.ssl_context else 'http'}://{where}"
+            event(log, "platform.listening", origin=lst.name, url=where)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_all)

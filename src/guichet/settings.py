@@ -223,6 +223,101 @@ class Settings(BaseSettings):
         "federation; the others refuse FranceConnect-mode calls (503).",
     )
 
+    # Issue 14 (H1): API FICOBA's service window, 23 h out of 24, 7 days a week [002 §11].
+    ficoba_closed_hour: int | None = Field(
+        default=3,
+        ge=0,
+        le=23,
+        description="The hour (Europe/Paris time, 0-23) during which API FICOBA is closed "
+        "every day, in the sandbox and in production: 503 with Retry-After until the next "
+        "hour, /etatSante included. Default 3 (03:00-03:59); empty: open 24 h/24.",
+    )
+
+    @field_validator("ficoba_closed_hour", mode="before")
+    @classmethod
+    def _empty_hour(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    # Issue 12 (H6): the secret from a file, and the production records in their own database
+    # (checked at start-up by guichet.startup).
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="File holding the master secret (exclusive with GUICHET_SECRET_KEY, which "
+        "holds the value itself; a path given there is refused).",
+    )
+    production_records_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the production store's records (the provider's data), "
+        "a database of its own: give it to the production gateway and `guichet data import` "
+        "only. Default sqlite:///DATA_DIR/production-records.db.",
+    )
+
+    @property
+    def resolved_production_records_url(self) -> str:
+        if self.production_records_url:
+            return self.production_records_url
+        return f"sqlite:///{(self.data_dir / 'production-records.db').resolve()}"
+
+    # Issue 12 (H7): the proxy channel, the federation behind nginx, journal checkpoints.
+    proxy_socket_group: str | None = Field(
+        default=None,
+        description="Group given to the Unix sockets of `guichet serve … --socket` (mode "
+        "0660): the proxy's (www-data), so that nginx alone, beside guichet's user, may "
+        "connect; unset: guichet's own group.",
+    )
+    federation_public_url: str | None = Field(
+        default=None,
+        description="Public origin of the embedded sandbox federation behind a proxy (its "
+        "issuer, the portal's links); default http://HOST:FEDERATION_PORT.",
+    )
+    journal_checkpoint_dir: Path | None = Field(
+        default=None,
+        description="Where `guichet journal checkpoint` writes the signed checkpoints of the "
+        "chain's head, and `journal verify` reads them; outside the database's reach "
+        "(another disk or host). Default DATA_DIR/journal-checkpoints.",
+    )
+    journal_checkpoint_mail: str | None = Field(
+        default=None,
+        description="Address (the security officer's) that receives each checkpoint by mail.",
+    )
+
+    @property
+    def resolved_checkpoint_dir(self) -> Path:
+        return self.journal_checkpoint_dir or self.data_dir / "journal-checkpoints"
+
+    # Issue 13 (H5): faults. Redis's timeout (the quota's breaker); the last three are set
+    # by `guichet serve` for each worker it supervises, not by the operator.
+    redis_timeout: float = Field(
+        default=0.25,
+        gt=0,
+        le=10,
+        description="Seconds a Redis call may take before the quotas leave Redis (degraded "
+        "mode, docs/architecture.md); a hung Redis costs a call in flight this, once.",
+    )
+    quota_window: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Seconds of the quotas' moving window; the habilitation's limit is per "
+        "minute, so anything but 60 is for tests only.",
+    )
+    quota_group: str = Field(
+        default="guichet",
+        description="Set by `guichet serve`: the origin whose workers share "
+        "the quota counts in Redis.",
+    )
+    worker_slot: int = Field(
+        default=0, ge=0, le=63, description="Set by `guichet serve`: this worker's place."
+    )
+    worker_respawned: bool = Field(
+        default=False, description="Set by `guichet serve`: this worker replaces a dead one."
+    )
+
+    @property
+    def resolved_metrics_dir(self) -> Path:
+        """Where the gateway workers' Prometheus files live (multiprocess mode)."""
+        return self.data_dir / "metrics"
+
     @field_validator("trusted_proxies", "metrics_allowed", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -255,6 +350,8 @@ class Settings(BaseSettings):
 
     @property
     def embedded_federation_url(self) -> str:
+        if self.federation_public_url:
+            return self.federation_public_url.rstrip("/")
         return f"http://{self.host}:{self.federation_port}"
 
     @property

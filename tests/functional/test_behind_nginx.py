@@ -1,17 +1,22 @@
-"""The gateway behind real nginx terminating mutual TLS (issue 3 §4): the certificate and the
-client's address are believed from the trusted proxy only, and the journal records what the
-gateway decided from them."""
+"""The gateway behind real nginx terminating mutual TLS (issue 3 §4), on the Unix socket only
+nginx's user may use (issue 12): the certificate and the client's address are believed on that
+channel only, and the journal records what the gateway decided from them."""
 
 from __future__ import annotations
 
 import datetime as dt
+import grp
 import json
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -21,7 +26,7 @@ from guichet.pki import LocalPki, certificate_info, ensure_local_pki, issue_clie
 from tests.conftest import BACKENDS
 from tests.functional.conftest import Product, api_headers
 from tests.support.factories import make_partner
-from tests.support.gateway_process import GatewayProcess, free_port, guichet_env, run_guichet
+from tests.support.gateway_process import GatewayProcess, guichet_env, run_guichet
 from tests.support.nginx import NginxServer
 from tests.support.postgres import PostgresServer
 
@@ -30,11 +35,11 @@ pytestmark = pytest.mark.nginx
 PERSONA = "3999999930262"
 NOW = dt.datetime.now(dt.UTC)
 IR = f"/impotparticulier/1.0/spi/{PERSONA}/situations/ir/assiettes/annrev/{NOW.year - 1}"
-OUTSIDER = "127.0.0.2"  # a loopback source address that is not a trusted proxy
-# nginx reaches the gateway from its own address, as on a real network: were it 127.0.0.1,
-# the clients' address, every client would count as a trusted proxy and what it put in
-# ``X-Forwarded-For`` (which nginx's ``$proxy_add_x_forwarded_for`` keeps) would be believed.
-PROXY = "127.0.0.3"
+OUTSIDER = "127.0.0.2"  # a loopback source address the demo habilitation does not declare
+AS_ROOT = os.geteuid() == 0
+# nginx's workers and the group of the gateway's socket: www-data as on a Debian host when
+# the tests run as root, else the tests' own user (nginx then keeps it).
+PROXY_USER = "www-data" if AS_ROOT else grp.getgrgid(os.getegid()).gr_name
 
 
 @dataclass
@@ -48,26 +53,28 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """nginx (mutual TLS, the data directory's server certificate) in front of
-    ``guichet serve gateway --no-tls`` on 127.0.0.1, which trusts nginx's address only."""
+    ``guichet serve gateway --socket``, whose socket only root and www-data may use."""
     data_dir = tmp_path_factory.mktemp("guichet-nginx")
     db_url = None
     if request.param == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres_server")
         db_url = server.create_database(f"nginx_{uuid.uuid4().hex[:8]}")
-    env = guichet_env(data_dir, db_url, GUICHET_TRUSTED_PROXIES=f"{PROXY}/32")
+    env = guichet_env(data_dir, db_url, GUICHET_PROXY_SOCKET_GROUP=PROXY_USER)
     run_guichet(env, "init", "--households", "200")
     pki = data_dir / "pki"
-    gateway_port = free_port()
+    # pytest's temporary directories are 0700: nginx's workers could not reach the socket.
+    run = Path(tempfile.mkdtemp(prefix="guichet-run-"))
+    run.chmod(0o755)
+    socket_path = run / "gateway.sock"
     nginx = NginxServer(
-        gateway_port,
+        None,
         pki / "server.crt",
         pki / "server.key",
-        location_directives=f"proxy_bind {PROXY};",
+        upstream_socket=socket_path,
+        user=PROXY_USER if AS_ROOT else None,
     )
     env["GUICHET_SANDBOX_PUBLIC_URL"] = nginx.url  # the token issuer and audience
-    gateway = GatewayProcess(
-        env, data_dir.parent / f"{data_dir.name}.log", tls=False, port=gateway_port
-    )
+    gateway = GatewayProcess(env, data_dir.parent / f"{data_dir.name}.log", unix_socket=socket_path)
     with gateway, nginx:
         assert gateway.proc is not None
         product = Product(
@@ -82,6 +89,7 @@ def stack(
         )
         product.credentials = json.loads((data_dir / "demo" / "credentials.json").read_text())
         yield Stack(product, gateway)
+    shutil.rmtree(run, ignore_errors=True)
 
 
 @pytest.fixture
@@ -187,23 +195,35 @@ def test_forwarded_for_cannot_borrow_a_declared_address(product: Product) -> Non
     assert record["source_ip"] == OUTSIDER
 
 
-def test_forged_client_cert_straight_to_the_gateway(
-    product: Product, gateway: GatewayProcess
-) -> None:
-    """From 127.0.0.2, not a trusted proxy, ``Client-Cert`` and ``X-Forwarded-For`` are ignored."""
-    token = _demo_token(product)
-    pem = Path(product.credentials["cert_file"]).read_text()
-    headers = api_headers(token) | {
-        "Client-Cert": quote(pem, safe=""),
-        "X-Forwarded-For": "127.0.0.1",
-    }
-    with gateway.client(local_address=OUTSIDER) as c:
-        r = c.get(IR, headers=headers)
-    _refused(r, 401, "certificate_missing")
-    record = _journal(product, r.headers["x-correlation-id"])
-    assert record["outcome"] == "certificate_missing"
-    assert record["source_ip"] == OUTSIDER
-    assert record["cert_thumbprint"] is None
+@pytest.mark.skipif(not AS_ROOT, reason="runs a process as another account (nobody): root only")
+def test_a_local_user_cannot_reach_the_gateway_socket(gateway: GatewayProcess) -> None:
+    """The forgery of issue 12 (``Client-Cert`` holding the partner's public certificate,
+    sent straight to the gateway) needs the socket: another account cannot connect to it."""
+    assert gateway.unix_socket is not None
+    info = gateway.unix_socket.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o660
+    assert info.st_gid == grp.getgrnam(PROXY_USER).gr_gid
+    connect = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.socket(socket.AF_UNIX).connect({str(gateway.unix_socket)!r})\n"
+        "except PermissionError:\n"
+        "    print('EACCES')\n"
+    )
+
+    done = subprocess.run(
+        ["/usr/bin/python3", "-c", connect],
+        user=65534,  # nobody
+        group=65534,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd="/",
+    )
+
+    assert done.stdout.strip() == "EACCES", done.stderr
 
 
 def test_the_journal_verifies(product: Product) -> None:

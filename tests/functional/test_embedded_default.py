@@ -183,7 +183,9 @@ def test_credentials_json_has_every_key_with_absolute_paths(first: Product) -> N
     assert creds["api_base_url"] == f"{first.sandbox_url}/impotparticulier/1.0"
     assert creds["r2p_base_url"] == f"{first.sandbox_url}/r2p/v1"
     assert creds["scopes"] == sorted(
-        PRODUCTS["impot_particulier"].resource_scopes | PRODUCTS["r2p"].resource_scopes
+        PRODUCTS["impot_particulier"].resource_scopes
+        | PRODUCTS["r2p"].resource_scopes
+        | PRODUCTS["ficoba"].resource_scopes
     )
     uuid.UUID(creds["habilitation_id"])
     # The CA file is the one that signed the gateway's certificate: TLS verifies with it.
@@ -221,9 +223,11 @@ def test_the_demo_partner_holds_the_whole_sandbox_perimeter(first: Product) -> N
     with first.session_factory() as session:
         hab = session.get(Habilitation, uuid.UUID(first.credentials["habilitation_id"]))
         assert hab is not None
-        assert sorted(hab.apis) == ["impot_particulier", "r2p"]
+        assert sorted(hab.apis) == ["ficoba", "impot_particulier", "r2p"]
         assert sorted(hab.access_modes) == ["etat_civil", "spi"]
-        assert sorted(hab.data_scopes) == sorted(IR_DATA_SCOPES)
+        assert sorted(hab.data_scopes) == sorted(
+            set(IR_DATA_SCOPES) | PRODUCTS["ficoba"].data_scopes
+        )
         assert sorted(hab.year_scopes) == [f"dgfip_annee_n_moins_{k}" for k in (1, 2, 3)]
     n = time.gmtime().tm_year
     base = f"/impotparticulier/1.0/spi/{PERSONA}/situations/ir/assiettes/annrev"

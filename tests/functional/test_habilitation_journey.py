@@ -2,7 +2,8 @@
 product (``guichet run``: the portal and both gateways on one database).
 
 A partner signs up, verifies the email from the outbox, files a sandbox request for Impôt
-Particulier block by block (the controller and, in production, the DPO confirm their
+Particulier step by step (the DSFR stepper, back and forth without losing a value, the summary
+before submission) (the controller and, in production, the DPO confirm their
 addresses by the links the outbox shows; submission waits for them); an instructor requests
 changes; the partner fixes and resubmits; the instructor validates; the technical contact
 collects the credentials, once, and calls the sandbox gateway with them (real HTTP over
@@ -30,6 +31,7 @@ from tests.functional.test_portal_browser import (
     check_accessibility,
     submit,  # importing the module also brings its "no browser → fail" check
 )
+from tests.support.second_factor import give_totp_in_browser
 
 EMAIL = "camille.martin@mairie-exemple.fr"
 PASSWORD = "un mot de passe solide"
@@ -46,12 +48,22 @@ ATTESTATION_PDF = (
 )
 
 
-def sign_in(page: Any, url: str, email: str, password: str, lands: str = "mon-compte") -> None:
-    """Signed in, on the role's home: a partner's account page, the instructor's queue."""
+def sign_in(
+    page: Any,
+    url: str,
+    email: str,
+    password: str,
+    lands: str = "mon-compte",
+    totp: str | None = None,
+) -> None:
+    """Signed in, on the role's home: a partner's account page, the instructor's queue (staff
+    give the code of their TOTP seed ``totp`` as second factor, issue 14 C4)."""
     page.goto(url + "/connexion")
     page.locator("#email").fill(email)
     page.locator("#password").fill(password)
     page.get_by_role("button", name="Se connecter").click()
+    if totp is not None:
+        give_totp_in_browser(page, totp, email)
     page.wait_for_url(f"**/{lands}")
 
 
@@ -66,11 +78,16 @@ def confirm_contact(page: Any, url: str, address: str) -> None:
     assert page.locator("h1").inner_text() == "Adresse confirmée"
 
 
-def instructor_credentials(product: Product) -> tuple[str, str]:
-    """The demo instructor that ``guichet run`` seeded, from ``DATA_DIR/demo/instructor.txt``."""
+def instructor_credentials(product: Product) -> tuple[str, str, str]:
+    """The demo instructor that ``guichet run`` seeded, from ``DATA_DIR/demo/instructor.txt``:
+    address, password and the seed of its TOTP second factor."""
     text = (product.data_dir / "demo" / "instructor.txt").read_text(encoding="utf-8")
     lines = dict(line.split(" : ", 1) for line in text.splitlines() if " : " in line)
-    return lines["adresse"].strip(), lines["mot de passe"].strip()
+    return (
+        lines["adresse"].strip(),
+        lines["mot de passe"].strip(),
+        lines["second facteur (TOTP)"].strip(),
+    )
 
 
 def last_year_path() -> str:
@@ -86,7 +103,7 @@ def test_request_to_credentials_to_production_to_suspension(
     product: Product, tmp_path: Path
 ) -> None:
     url = product.portal_url
-    instructor_email, instructor_password = instructor_credentials(product)
+    instructor_email, instructor_password, instructor_totp = instructor_credentials(product)
     # The partner's client certificate, from the running product's local CA (its gateways'
     # TLS trusts it); the partner declares it in the request.
     now = dt.datetime.now(dt.UTC)
@@ -127,16 +144,30 @@ def test_request_to_credentials_to_production_to_suspension(
             assert "Responsable technique" in page.locator("#membres-1").inner_text()
             check_accessibility(page, "mon-organisation")
 
-            # A new sandbox request, block by block.
+            # A new sandbox request, step by step (the DSFR stepper, one block per page).
             page.get_by_role("link", name="Mes demandes").first.click()
             page.wait_for_url("**/demandes")
             check_accessibility(page, "demandes")
             submit(page, "Nouvelle demande")
-            request_url = page.url
+            page.wait_for_url("**/etapes/1")
+            request_url = page.url.split("?")[0].rsplit("/etapes/", 1)[0]
             sandbox_id = request_id_of(request_url)
+            stepper = page.locator(".fr-stepper")
+            assert "Étape 1 sur 7" in stepper.inner_text()
+            check_accessibility(page, "demande-etape-1")
             page.locator("#f-basics-demarche").fill("Quotient familial")
-            submit(page, "Enregistrer « Informations générales »")
-            # The missing fields are pointed at, next to each field.
+            submit(page, "Suivant")
+            assert "Étape 2 sur 7" in stepper.inner_text()
+            # Back and forth: nothing typed is lost.
+            page.locator("#f-legal-reference").fill("Délibération du 1er décembre 2022")
+            submit(page, "Précédent")
+            assert page.locator("#f-basics-demarche").input_value() == "Quotient familial"
+            # The summary says what is missing; its link opens the step with the error
+            # next to the field.
+            page.goto(request_url)
+            assert page.locator("#bloc-perimeter .fr-badge").text_content() == "Non commencée"
+            page.get_by_role("link", name="Description de la démarche : champ obligatoire.").click()
+            page.wait_for_url("**/etapes/1?verifier=1*")
             description = page.locator("#f-basics-description")
             assert description.get_attribute("aria-invalid") == "true"
             messages = page.locator("#" + (description.get_attribute("aria-describedby") or ""))
@@ -144,44 +175,53 @@ def test_request_to_credentials_to_production_to_suspension(
             check_accessibility(page, "demande-erreurs")
             description.fill("Mise à jour du quotient familial en ligne.")
             page.locator("#f-basics-intended_use").fill("Calcul des tarifs scolaires.")
-            submit(page, "Enregistrer « Informations générales »")
+            submit(page, "Suivant")
 
+            assert (
+                page.locator("#f-legal-reference").input_value()
+                == "Délibération du 1er décembre 2022"
+            )
             page.locator("#f-legal-nature").select_option("deliberation")
             page.locator("#f-legal-local_authority").check(force=True)
-            page.locator("#f-legal-reference").fill("Délibération du 1er décembre 2022")
             page.locator("#f-legal-url").fill("https://mairie-exemple.fr/deliberation.pdf")
-            submit(page, "Enregistrer « Cadre juridique »")
+            submit(page, "Suivant")
 
+            # The justification is asked next to the data, as soon as it is ticked.
+            justification = page.locator("#f-perimeter-data_scopes-dgfip_rfr")
+            assert not justification.is_visible()
             page.locator("#scope-dgfip_rfr").check(force=True)
-            submit(page, "Enregistrer « Périmètre des données »")
-            page.locator("#f-perimeter-data_scopes-dgfip_rfr").fill(
-                "Le quotient familial se calcule sur le RFR."
-            )
+            assert justification.is_visible()
+            justification.fill("Le quotient familial se calcule sur le RFR.")
             page.locator("#f-perimeter-labels-dgfip_rfr").fill("Revenu fiscal de référence")
             page.locator("#mode-spi").check(force=True)
             page.locator("#annee-dgfip_annee_n_moins_1").check(force=True)
             page.locator("#f-perimeter-r11494_domain").select_option("famille")
-            submit(page, "Enregistrer « Périmètre des données »")
+            check_accessibility(page, "demande-etape-perimetre")
+            submit(page, "Suivant")
 
             page.locator("#f-recipients-services").fill("Direction de l'éducation")
-            submit(page, "Enregistrer « Destinataires des données »")
+            submit(page, "Suivant")
             page.locator("#f-personal_data-retention_months").fill("48")
-            submit(page, "Enregistrer « Données personnelles »")
+            submit(page, "Suivant")
             page.locator("#f-contacts-controller-name").fill("Le maire")
             page.locator("#f-contacts-controller-email").fill("maire@mairie-exemple.fr")
             page.locator("#f-contacts-technical-name").fill("Camille Martin")
             page.locator("#f-contacts-technical-email").fill(EMAIL)
-            submit(page, "Enregistrer « Contacts »")
-            # The controller has no account: a confirmation link went to their address.
-            assert page.locator("#statut-controller .fr-badge").text_content() == "en attente"
-            assert page.locator("#statut-technical .fr-badge").text_content() == "confirmée"
+            submit(page, "Suivant")
+            assert "Étape 7 sur 7" in stepper.inner_text()
             page.locator("#f-technical-ip_ranges").fill("127.0.0.1/32")
             page.locator("#f-technical-certificate_pem").fill(cert.decode())
             page.locator("#f-technical-volumetry_per_minute").fill("50")
             page.locator("#f-technical-annual_files").fill("6000")
             page.locator("#f-technical-hourly_peak").fill("200")
-            submit(page, "Enregistrer « Données techniques »")
-            assert page.locator("#certificat-enregistre").is_visible()
+            submit(page, "Voir le récapitulatif")
+            # The summary: each step's state and values, the contacts' addresses.
+            assert page.url.split("#")[0] == request_url
+            assert "empreinte SHA-256" in page.locator("#bloc-technical").inner_text()
+            # The controller has no account: a confirmation link went to their address.
+            assert page.locator("#statut-controller .fr-badge").text_content() == "en attente"
+            assert page.locator("#statut-technical .fr-badge").text_content() == "confirmée"
+            check_accessibility(page, "demande-recapitulatif")
             page.locator("#f-terms-version").check(force=True)
             submit(page, "Accepter les conditions")
             # Retention beyond 36 months without justification: submission names the field.
@@ -197,8 +237,11 @@ def test_request_to_credentials_to_production_to_suspension(
             check_accessibility(page, "contact-confirme")
             page.goto(request_url)
             assert page.locator("#statut-controller .fr-badge").text_content() == "confirmée"
+            page.goto(request_url + "/etapes/5")
             page.locator("#f-personal_data-retention_months").fill("24")
-            submit(page, "Enregistrer « Données personnelles »")
+            submit(page, "Enregistrer le brouillon")
+            assert page.locator("#notice").inner_text() == "Étape enregistrée dans votre brouillon."
+            page.goto(request_url)
             page.get_by_role("button", name="Soumettre la demande").click()
             page.wait_for_url("**/demandes/*?soumise=1")
             assert page.locator("#statut").text_content() == "Soumise"
@@ -207,7 +250,14 @@ def test_request_to_credentials_to_production_to_suspension(
             # The instructor asks for changes, with a reason.
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             staff = context.new_page()
-            sign_in(staff, url, instructor_email, instructor_password, lands="instruction")
+            sign_in(
+                staff,
+                url,
+                instructor_email,
+                instructor_password,
+                lands="instruction",
+                totp=instructor_totp,
+            )
             staff.get_by_role("link", name="Instruction").first.click()
             staff.wait_for_url("**/instruction")
             check_accessibility(staff, "instruction-file")
@@ -224,8 +274,10 @@ def test_request_to_credentials_to_production_to_suspension(
                 "Ajoutez le CCAS aux destinataires."
                 in page.locator("#historique ~ ol").inner_text()
             )
+            page.goto(request_url + "/etapes/4")
             page.locator("#f-recipients-services").fill("Direction de l'éducation\nCCAS")
-            submit(page, "Enregistrer « Destinataires des données »")
+            submit(page, "Suivant")
+            page.goto(request_url)
             page.get_by_role("button", name="Soumettre la demande").click()
             page.wait_for_url("**/demandes/*?soumise=1")
             check_accessibility(page, "demande-historique")
@@ -274,26 +326,33 @@ def test_request_to_credentials_to_production_to_suspension(
             assert production_id != sandbox_id
             assert "Production" in page.locator("h1 + p").inner_text()
             assert page.locator("#prerequis").is_visible()
-            # The sandbox request's data came along.
+            # The sandbox request's data came along; the production step is the eighth.
+            page.goto(production_url + "/etapes/1")
             assert page.locator("#f-basics-demarche").input_value() == "Quotient familial"
+            page.goto(production_url)
             check_accessibility(page, "production-prerequis")
+            page.goto(production_url + "/etapes/2")
+            assert "Étape 2 sur 8" in page.locator(".fr-stepper").inner_text()
             page.locator("#f-legal-secrecy_derogation").fill("L. 114-8 et R. 114-9-4 du CRPA")
-            submit(page, "Enregistrer « Cadre juridique »")
+            submit(page, "Suivant")
+            page.goto(production_url + "/etapes/6")
             page.locator("#f-contacts-dpo-name").fill("Dominique Petit")
             page.locator("#f-contacts-dpo-email").fill("dpo@mairie-exemple.fr")
-            submit(page, "Enregistrer « Contacts »")
+            submit(page, "Suivant")
+            page.goto(production_url)
             assert page.locator("#statut-dpo .fr-badge").text_content() == "en attente"
             confirm_contact(page, url, "dpo@mairie-exemple.fr")
             page.goto(production_url)
             assert page.locator("#statut-dpo .fr-badge").text_content() == "confirmée"
             # Every prerequisite but the homologation attestation.
+            page.goto(production_url + "/etapes/8")
             page.locator("#f-production-recette_confirmed").check(force=True)
             page.locator("#f-production-recette_results").fill(
                 "Recette réalisée au bac à sable sur les 12 personas : résultats conformes."
             )
             page.locator("#f-production-formalities_declared").check(force=True)
             page.locator("#f-production-security_kind").select_option("homologation")
-            submit(page, "Enregistrer « Prérequis de la production »")
+            submit(page, "Voir le récapitulatif")
             page.locator("#f-terms-version").check(force=True)
             submit(page, "Accepter les conditions")
             submit(page, "Soumettre la demande")
@@ -304,6 +363,8 @@ def test_request_to_credentials_to_production_to_suspension(
             assert "Attestation d'homologation : joignez le PDF." in " ".join(missing)
             # Nothing else is missing: only the attestation blocks the submission.
             assert all("homologation" in m for m in missing), missing
+            summary.locator("a").first.click()
+            page.wait_for_url("**/etapes/8?verifier=1*")
             attestation = page.locator("#f-production-homologation-document_id")
             assert attestation.get_attribute("aria-invalid") == "true"
             check_accessibility(page, "production-attestation-manquante")
@@ -328,8 +389,8 @@ def test_request_to_credentials_to_production_to_suspension(
             start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).date()
             page.locator("#f-production-homologation-start_date").fill(start.isoformat())
             page.locator("#f-production-homologation-duration_months").fill("36")
-            submit(page, "Enregistrer « Prérequis de la production »")
-            assert "attestation-homologation.pdf" in page.locator("#homologation").inner_text()
+            submit(page, "Voir le récapitulatif")
+            assert "attestation-homologation.pdf" in page.locator("#bloc-production").inner_text()
             assert page.locator("#prerequis").count() == 0
             page.get_by_role("button", name="Soumettre la demande").click()
             page.wait_for_url("**/demandes/*?soumise=1")

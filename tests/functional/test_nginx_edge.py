@@ -1,11 +1,14 @@
-"""Behind real nginx terminating mutual TLS: the certificate and client IP reach the app
-from the trusted proxy, and the same headers from anyone else are ignored (issue 3 §4)."""
+"""Behind real nginx terminating mutual TLS: the certificate and client IP reach the app on
+the proxy channel (a Unix socket, issue 12), and the same headers over TCP are ignored — from
+anyone, a trusted proxy's address included (issue 3 §4)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
 import json
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from guichet import edge
 from guichet.clock import SystemClock
@@ -30,7 +34,7 @@ TRUSTED = [ipaddress.ip_network("127.0.0.1/32")]
 OUTSIDER = "127.0.0.2"  # a loopback source address that is not a trusted proxy
 
 
-async def whoami(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def whoami(scope: Scope, receive: Receive, send: Send) -> None:
     """Reports what ``guichet.edge`` makes of the request."""
     if scope["type"] != "http":
         return
@@ -41,7 +45,7 @@ async def whoami(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not message.get("more_body"):
             break
     try:
-        presented = edge.client_certificate(scope, TRUSTED)
+        presented = edge.client_certificate(scope)
         found = presented.thumbprint if presented else None
     except GuichetError as exc:
         found = f"error:{exc.code}"
@@ -80,8 +84,32 @@ def app_port() -> Iterator[int]:
 
 
 @pytest.fixture
-def nginx(app_port: int, pki: LocalPki) -> Iterator[NginxServer]:
-    with NginxServer(app_port, pki.server_cert_file, pki.server_key_file) as server:
+def app_socket() -> Iterator[Path]:
+    """The same app on a Unix socket, the proxy channel (``edge.ProxyChannel``)."""
+    run = Path(tempfile.mkdtemp(prefix="guichet-edge-"))
+    run.chmod(0o755)  # nginx's workers run as nobody
+    path = run / "app.sock"
+    server = make_server(
+        edge.ProxyChannel(whoami), host="127.0.0.1", port=0, ssl_context=None, uds=str(path)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    yield path
+    server.should_exit = True
+    thread.join(30)
+    shutil.rmtree(run, ignore_errors=True)
+
+
+@pytest.fixture
+def nginx(app_socket: Path, pki: LocalPki) -> Iterator[NginxServer]:
+    with NginxServer(
+        None, pki.server_cert_file, pki.server_key_file, upstream_socket=app_socket
+    ) as server:
         yield server
 
 
@@ -169,14 +197,27 @@ def test_headers_from_an_untrusted_peer_are_ignored(
     assert seen == {"thumbprint": None, "client_ip": OUTSIDER}
 
 
-def test_same_headers_from_the_trusted_proxy_address_are_believed(
+def test_same_headers_from_a_trusted_proxy_address_over_tcp_are_ignored(
     app_port: int, pki: LocalPki, now: dt.datetime
 ) -> None:
-    """Control for the test above: what makes the difference is the peer address."""
+    """Issue 12: 127.0.0.1 is in the trusted proxies, but any local user speaks from there."""
     stolen = certs.client_cert(pki, now)
     forged = {"Client-Cert": quote(stolen.cert_text, safe=""), "X-Forwarded-For": "10.9.9.9"}
 
     seen = _direct(app_port, "127.0.0.1", forged)
+
+    assert seen == {"thumbprint": None, "client_ip": "127.0.0.1"}
+
+
+def test_same_headers_on_the_proxy_channel_are_believed(
+    app_socket: Path, pki: LocalPki, now: dt.datetime
+) -> None:
+    """Control for the tests above: what makes the difference is the channel."""
+    stolen = certs.client_cert(pki, now)
+    forged = {"Client-Cert": quote(stolen.cert_text, safe=""), "X-Forwarded-For": "10.9.9.9"}
+
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(app_socket)), timeout=5) as client:
+        seen = client.get("http://app/", headers=forged).json()
 
     assert seen == {"thumbprint": stolen.thumbprint, "client_ip": "10.9.9.9"}
 

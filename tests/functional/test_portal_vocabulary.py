@@ -25,6 +25,12 @@ from guichet.sandbox import personas
 from guichet.secrets import MasterSecret
 from tests.functional.conftest import Product, api_headers
 from tests.functional.test_portal_browser import CHROMIUM, CHROMIUM_ARGS, check_accessibility
+from tests.support.second_factor import (
+    TOTP_SECRET,
+    VERIFY_PATH,
+    enrol_totp,
+    give_totp_in_browser,
+)
 from tests.unit.accounts.conftest import FAST_HASHER
 from tests.unit.habilitation.support import (
     World,
@@ -83,6 +89,9 @@ def seed(product: Product) -> World:
         for u in session.scalars(select(User)):
             if u.email in EMAILS.values():
                 u.password_hash = hashed
+        # Staff sign in with a second factor (issue 14, C4).
+        for staff in (world.instructor, world.operator, world.security_officer):
+            enrol_totp(session, master, staff, now)
         validated(session, world, new_complete_request(session, world, cert, now), now, master)
         second = new_complete_request(session, world, cert, now)
         submit(session, second, user(session, world.applicant), now=now)
@@ -142,7 +151,10 @@ def sign_in(page: Any, base: str, email: str) -> None:
     page.locator("#email").fill(email)
     page.locator("#password").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter", exact=True).click()
+    page.wait_for_url(lambda url: not url.endswith("/connexion"))
     page.wait_for_load_state("load")
+    if page.url.endswith(VERIFY_PATH):
+        give_totp_in_browser(page, TOTP_SECRET, email)
 
 
 def test_no_internal_name_on_any_page_of_any_role(product: Product) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import threading
 import time
 import uuid
@@ -54,7 +53,9 @@ def gateway(
     if request.param == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres_server")
         db_url = server.create_database(f"workers_{uuid.uuid4().hex[:8]}")
-    env = guichet_env(data_dir, db_url, GUICHET_REDIS_URL=redis.url)
+    # A loaded test machine can stall an event loop for longer than the production Redis
+    # timeout: the exact counts below are not about that (tests/faults/ are).
+    env = guichet_env(data_dir, db_url, GUICHET_REDIS_URL=redis.url, GUICHET_REDIS_TIMEOUT="2")
     run_guichet(env, "init", "--households", "200")
     process = GatewayProcess(
         env,
@@ -177,32 +178,30 @@ def test_fifty_callers_on_two_workers_get_exactly_the_limit(
         assert r.headers["RateLimit"].startswith('"minute";r=')
         if r.status_code == 429:
             assert r.json()["code"] == "quota_exceeded"
-            assert 1 <= int(r.headers["Retry-After"]) <= 60
+            assert 1 <= int(r.headers["Retry-After"]) <= 61
 
 
-def test_without_redis_each_worker_serves_its_share_then_recovers(
+def test_without_redis_no_call_is_admitted_blind_then_counting_is_shared_again(
     product: Product, gateway: GatewayProcess, redis: RedisServer, tmp_path: Path
 ) -> None:
+    """Redis gone: what the other worker admitted through it may fill the window, so each
+    worker answers 503 quota_unavailable with Retry-After (its share only after a whole
+    window, docs/architecture.md); Redis back, empty: every worker replays its ledger and
+    the count is shared again (issue 13)."""
     limit = 10
-    share = math.ceil(limit / WORKERS)
     partner = _new_partner(product, gateway, tmp_path, "Commune du Redis absent", limit)
     token = _token(product, partner)
     redis.stop()
     try:
-        seen = [_fresh_call(gateway, partner, token) for _ in range(30)]
-        served = Counter(pid for _, pid in seen)
-        admitted = Counter(pid for r, pid in seen if r.status_code == 200)
-        assert set(served) == gateway.worker_pids()
-        for pid, calls in served.items():
-            assert admitted[pid] == min(share, calls), (served, admitted)
-        assert sum(admitted.values()) <= limit
+        seen = [_fresh_call(gateway, partner, token) for _ in range(16)]
+        assert {pid for _, pid in seen} == gateway.worker_pids()
         for r, _ in seen:
-            assert r.status_code in (200, 429), r.text
-            if r.status_code == 429:
-                assert r.json()["code"] == "quota_exceeded"
-                assert int(r.headers["Retry-After"]) >= 1
+            assert r.status_code == 503, r.text
+            assert r.json()["code"] == "quota_unavailable"
+            assert int(r.headers["Retry-After"]) >= 1
+            assert "RateLimit" not in r.headers
         gateway.wait_all_workers(lambda r: r.json()["quota"] == "degraded", timeout=5)
-        # At least once per worker (a loaded machine may flap once more: still logged).
+        # Once per worker (a loaded machine may flap once more: still logged).
         assert gateway.log().count("quota.degraded") >= WORKERS
     finally:
         redis.start()  # same port, empty dataset
@@ -210,10 +209,11 @@ def test_without_redis_each_worker_serves_its_share_then_recovers(
     gateway.wait_all_workers(lambda r: r.json()["quota"] == "ok", timeout=10)
     assert time.monotonic() - started < 5
     assert gateway.log().count("quota.recovered") >= WORKERS
-    # Counting is shared again: the whole limit is left, not one worker's share.
+    # Counting is shared again: the whole limit is left, nothing was admitted meanwhile.
     r, _ = _fresh_call(gateway, partner, token)
     assert r.status_code == 200
     assert r.headers["RateLimit"].startswith(f'"minute";r={limit - 1};')
+    assert r.headers["RateLimit-Policy"] == f'"minute";q={limit};w=60'
 
 
 def test_suspension_reaches_every_worker_on_the_next_call(

@@ -21,6 +21,7 @@ from guichet.quota import QuotaService
 from guichet.runtime import Runtime
 from guichet.secrets import MasterSecret
 from guichet.settings import Settings
+from tests.support.second_factor import finish_sign_in
 from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
 
 # The sandbox federation in process, and the citizen's space over it (their fixtures, shared).
@@ -84,3 +85,5 @@ def sign_in(client: TestClient, who: str) -> None:
         },
     )
     assert answer.status_code == 303, answer.text
+    # Staff give their second factor (issue 14, C4), enrolled on their first sign-in.
+    finish_sign_in(client, answer, PEOPLE[who])

@@ -33,6 +33,7 @@ SKIP_REASON: Final = (
 )
 IMPOT_PARTICULIER: Final = "api-impot-particulier.json"  # OpenAPI 3.0.1, 15 paths
 R2P: Final = "api-r2p.json"  # Swagger 2.0, 3 paths
+FICOBA: Final = "api-ficoba.json"  # OpenAPI 3.0.1, health + 7 POST searches
 # The OS1–OS9 contract of the convention (seed 003, annex 3 §5): no provider document, its
 # shapes restated in guichet's own document.
 OS_DOCUMENT: Final = "impot_particulier_os"
@@ -139,6 +140,12 @@ class Operation:
             if key in self.responses:
                 return self.responses[key]
         return None
+
+    @property
+    def request_body(self) -> Mapping[str, Any] | None:
+        """The dereferenced request body object (OpenAPI 3); None when there is none."""
+        body = self.raw.get("requestBody")
+        return body if isinstance(body, Mapping) else None
 
     def parameter(self, name: str, location: str) -> dict[str, Any] | None:
         for p in self.parameters:
@@ -251,14 +258,15 @@ def _provider_document(path: Path) -> ApiDocument:
 
 
 def provider_document(name: str, folder: Path | None = None) -> ApiDocument:
-    """One of the provider's documents (``IMPOT_PARTICULIER``, ``R2P``); skips without them."""
+    """One of the provider's documents (``IMPOT_PARTICULIER``, ``R2P``, ``FICOBA``); skips
+    without them."""
     return _provider_document((folder or contracts_folder()) / name)
 
 
 @cache
 def guichet_document(key: str, origin: str = ORIGIN) -> ApiDocument:
     """guichet's published document ``key`` (``impot_particulier``, ``r2p``,
-    ``impot_particulier_os``), as ``guichet.apis.load_openapi`` serves it."""
+    ``impot_particulier_os``, ``ficoba``), as ``guichet.apis.load_openapi`` serves it."""
     try:
         raw = load_openapi(key, origin)
     except (KeyError, ValueError, FileNotFoundError, ModuleNotFoundError) as exc:

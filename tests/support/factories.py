@@ -50,6 +50,7 @@ def make_partner(
     access_modes: tuple[str, ...] = ("spi", "etat_civil"),
     scopes: tuple[str, ...] = tuple(ALL_RESOURCE_SCOPES),
     certificate: tuple[bytes, bytes] | None = None,
+    apis: tuple[str, ...] = ("impot_particulier", "r2p"),
 ) -> Partner:
     """A partner with a validated habilitation and a client; ``certificate`` reuses a key pair."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ def make_partner(
             HabilitationSpec(
                 demarche=f"Démarche de {name}",
                 environment=environment,
-                apis=["impot_particulier", "r2p"],
+                apis=list(apis),
                 access_modes=list(access_modes),
                 data_scopes=list(data_scopes),
                 year_scopes=list(year_scopes),

@@ -122,12 +122,21 @@ class GatewayProcess:
     ca_file: Path | None = None
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    # The proxy channel (``--socket``) instead of a TCP port: plain HTTP, no peer address.
+    unix_socket: Path | None = None
+    environment: str = "sandbox"
+    extra_args: tuple[str, ...] = ()  # e.g. ("--metrics-port", "9100")
 
     def __post_init__(self) -> None:
-        self.port = self.port or free_port()
+        if self.unix_socket is not None:
+            self.tls = False
+        else:
+            self.port = self.port or free_port()
 
     @property
     def url(self) -> str:
+        if self.unix_socket is not None:
+            return "http://gateway"
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def log(self) -> str:
@@ -141,14 +150,17 @@ class GatewayProcess:
             "serve",
             "gateway",
             "--environment",
-            "sandbox",
-            "--port",
-            str(self.port),
+            self.environment,
             "--workers",
             str(self.workers),
         ]
-        if not self.tls:
+        if self.unix_socket is not None:
+            cmd += ["--socket", str(self.unix_socket)]
+        else:
+            cmd += ["--port", str(self.port)]
+        if not self.tls and self.unix_socket is None:
             cmd.append("--no-tls")
+        cmd += self.extra_args
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -187,13 +199,21 @@ class GatewayProcess:
             if cert:
                 context.load_cert_chain(cert[0], cert[1])
             verify = context
-        transport = httpx.HTTPTransport(verify=verify, local_address=local_address)  # type: ignore[arg-type]
+        if self.unix_socket is not None:
+            transport = httpx.HTTPTransport(uds=str(self.unix_socket))
+        else:
+            transport = httpx.HTTPTransport(verify=verify, local_address=local_address)  # type: ignore[arg-type]
         return httpx.Client(base_url=self.url, transport=transport, timeout=timeout)
 
     def worker_pids(self) -> set[int]:
         """The processes listening on the port (the main process itself with one worker)."""
         if self.proc is None:
             return set()
+        if self.unix_socket is not None:
+            # One socket bound by the main process, inherited by the workers it spawns.
+            if self.workers == 1:
+                return {self.proc.pid}
+            return {pid for pid in _children(self.proc.pid) if _socket_inodes(pid)}
         listening = {
             inode
             for local, _, state, inode in _tcp_sockets()
@@ -237,6 +257,10 @@ class GatewayProcess:
                     r = c.get(path)
                     last = r.text
                     if ready(r):
+                        if self.unix_socket is not None:
+                            # No port to tell the workers apart: one answer for all.
+                            satisfied |= pids
+                            continue
                         satisfied.add(self.serving_pid(r))
                         continue
             except (httpx.HTTPError, AssertionError, KeyError, ValueError) as exc:

@@ -1,5 +1,6 @@
 """A throwaway nginx (Debian's) on loopback, in a temp directory, terminating mutual TLS in
-front of an upstream HTTP server and forwarding the client certificate (RFC 9440 style)."""
+front of an upstream HTTP server — on TCP or on a Unix socket, the proxy channel guichet
+believes (issue 12) — and forwarding the client certificate (RFC 9440 style)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ NGINX = "/usr/sbin/nginx"
 DEFAULT_MAX_BODY: int = Settings.model_fields["max_body_bytes"].default
 
 CONFIG_TEMPLATE = """\
-worker_processes 1;
+{user}worker_processes 1;
 error_log {dir}/error.log info;
 pid {dir}/nginx.pid;
 
@@ -38,7 +39,7 @@ http {{
 {limits}
 
     upstream guichet_upstream {{
-        server {upstream_host}:{upstream_port};
+        server {upstream};
         keepalive 16;
     }}
 
@@ -123,11 +124,13 @@ class NginxServer:
     ``server`` block (e.g. ``ssl_client_certificate …;``), ``location_directives`` next
     to the ``proxy_pass``; one directive a line. ``limits`` and ``max_body_bytes``: the
     resource limits, guichet's defaults unless given (``LIMIT_DIRECTIVES``).
+    ``upstream_socket``: the upstream's Unix socket instead of ``upstream_port``; ``user``:
+    whom the worker processes run as (nginx's ``user``, when started as root).
     """
 
     def __init__(
         self,
-        upstream_port: int,
+        upstream_port: int | None,
         server_cert: Path,
         server_key: Path,
         *,
@@ -140,6 +143,8 @@ class NginxServer:
         location_directives: str = "",
         limits: ConnectionLimits | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY,
+        upstream_socket: Path | None = None,
+        user: str | None = None,
     ) -> None:
         limits = limits or ConnectionLimits()
         if not Path(NGINX).exists():
@@ -150,8 +155,10 @@ class NginxServer:
         self._settings = {
             "host": host,
             "port": self.port,
-            "upstream_host": upstream_host,
-            "upstream_port": upstream_port,
+            "upstream": f"unix:{upstream_socket}"
+            if upstream_socket is not None
+            else f"{upstream_host}:{upstream_port}",
+            "user": f"user {user};\n" if user else "",
             "server_cert": Path(server_cert).resolve(),
             "server_key": Path(server_key).resolve(),
             "verify_client": verify_client,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -57,6 +58,27 @@ class PostgresServer:
             "-E",
             "UTF8",
         )
+        return self.resume()
+
+    def halt(self) -> None:
+        """Stop the server (SIGINT: PostgreSQL's fast shutdown, clients disconnected),
+        keeping its data: ``resume()`` starts it again on the same port (tests/faults)."""
+        if self.proc is not None:
+            pid_file = self.dir / "data" / "postmaster.pid"
+            try:
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+            except (OSError, ValueError, IndexError):
+                self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def resume(self) -> PostgresServer:
+        """Start the server process on the existing data directory; returns once it accepts
+        connections."""
         cmd = [
             _pg_bin("postgres"),
             "-D",

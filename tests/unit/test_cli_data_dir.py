@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import guichet.cli as cli
+import guichet.preflight as preflight
 import guichet.workers as workers
 from guichet.settings import Settings, get_settings, use_settings
 
@@ -37,6 +38,8 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
         seen.append(settings)
 
     monkeypatch.setattr(workers, "serve_origin", serve_origin)
+    # The start-up checks (issue 12) are tested in tests/unit/test_startup.py.
+    monkeypatch.setattr(preflight, "check_serving", lambda *_, **__: None)
     return seen
 
 
@@ -45,7 +48,7 @@ def initialised(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The data directory ``init`` would initialise, instead of initialising it."""
     seen: list[Path] = []
 
-    def initialise(households: int) -> tuple[object, Path]:
+    def initialise(households: int, *, demo: bool = True) -> tuple[object, Path]:
         seen.append(get_settings().data_dir)
         return object(), Path("unused")
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.apis import DOCUMENTS
-from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS
+from guichet.catalog.products import FICOBA_DATA_SCOPES, IR_DATA_SCOPES, PRODUCTS
 from guichet.clock import FrozenClock
 from guichet.db import transaction
 from guichet.demo import api_endpoints, ensure_demo
@@ -27,7 +27,9 @@ from guichet.settings import Settings
 
 YEARS = ["dgfip_annee_n_moins_1", "dgfip_annee_n_moins_2", "dgfip_annee_n_moins_3"]
 RESOURCE_SCOPES = sorted(
-    PRODUCTS["impot_particulier"].resource_scopes | PRODUCTS["r2p"].resource_scopes
+    PRODUCTS["impot_particulier"].resource_scopes
+    | PRODUCTS["r2p"].resource_scopes
+    | PRODUCTS["ficoba"].resource_scopes
 )
 
 
@@ -72,7 +74,7 @@ def _events(runtime: Runtime, name: str) -> list[HabilitationEvent]:
 
 def _expected_apis(origin: str) -> dict[str, dict[str, str]]:
     """Every document the gateway serves (``/openapi/<slug>.json``): all are of Impôt
-    Particulier or R2P, the demo partner's APIs."""
+    Particulier, R2P or FICOBA, the demo partner's APIs."""
     return {
         key: {
             "base_url": origin + DOCUMENTS[key].base_path,
@@ -91,9 +93,10 @@ def test_the_demo_partner_holds_the_whole_sandbox_perimeter(
     with runtime.session_factory() as session:
         hab = session.get(Habilitation, uuid.UUID(creds["habilitation_id"]))
         assert hab is not None
-        assert sorted(hab.apis) == ["impot_particulier", "r2p"]
+        assert sorted(hab.apis) == ["ficoba", "impot_particulier", "r2p"]
         assert sorted(hab.access_modes) == ["etat_civil", "spi"]
-        assert sorted(hab.data_scopes) == sorted(IR_DATA_SCOPES)
+        assert sorted(hab.data_scopes) == sorted(IR_DATA_SCOPES | FICOBA_DATA_SCOPES)
+        assert hab.status.value == "active"
         assert sorted(hab.year_scopes) == YEARS
         client = _client(session, creds["client_id"])
         assert client is not None
@@ -115,6 +118,10 @@ def test_credentials_json_lists_every_api_with_its_base_and_document(
     assert apis["r2p"] == {
         "base_url": f"{origin}/r2p/v1",
         "openapi_url": f"{origin}/openapi/r2p.json",
+    }
+    assert apis["ficoba"] == {
+        "base_url": f"{origin}/fcb-masrestit/api/v2",
+        "openapi_url": f"{origin}/openapi/ficoba.json",
     }
     if "impot_particulier_os" in OPENAPI_DOCUMENTS.values():
         assert apis["impot_particulier_os"] == {
@@ -181,8 +188,9 @@ def test_an_older_demo_habilitation_is_brought_to_the_whole_perimeter(
         hab = session.get(Habilitation, uuid.UUID(first["habilitation_id"]))
         assert hab is not None
         assert sorted(hab.year_scopes) == YEARS
-        assert sorted(hab.data_scopes) == sorted(IR_DATA_SCOPES)
-        assert hab.quotas == {"impot_particulier": 60, "r2p": 30}  # the partner's own kept
+        assert sorted(hab.data_scopes) == sorted(IR_DATA_SCOPES | FICOBA_DATA_SCOPES)
+        # The partner's own kept; an API added since gets its default.
+        assert hab.quotas == {"impot_particulier": 60, "r2p": 30, "ficoba": 200}
         assert sorted(c.thumbprint for c in hab.certificates) == thumbprints
         client = _client(session, first["client_id"])
         assert client is not None

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from guichet.quota import QuotaDecision, QuotaService, ratelimit_headers
+from guichet.quota import QuotaDecision, QuotaService, ratelimit_headers, share_of
 
 # RFC 9651 list of one item: a string with integer parameters.
 SF_ITEM = re.compile(r'^"(?P<name>[a-z0-9]+)"(?P<params>(;[a-z]+=\d+)+)$')
@@ -38,8 +38,8 @@ def test_admits_exactly_the_limit_then_refuses_until_a_slot_frees() -> None:
     refused = decisions[5]
     assert refused.limit == 5
     assert refused.retry_after is not None
-    assert 59 <= refused.retry_after <= 60
-    assert 58.0 < refused.reset_after <= 60.0
+    assert 59 <= refused.retry_after <= 61
+    assert 58.0 < refused.reset_after <= 61.0
     assert all(d.retry_after is None for d in decisions[:5])
     assert not any(d.degraded for d in decisions)
     assert not service.degraded
@@ -100,14 +100,28 @@ def test_concurrent_callers_get_exactly_the_limit() -> None:
 
 
 def test_without_redis_each_worker_keeps_its_share() -> None:
-    """Three workers counting alone admit at most ceil(10 / 3) = 4 each, 12 ≥ 10 together."""
-    service = QuotaService(None, workers=3)
+    """Three workers counting alone: 10 = 4 + 3 + 3, the remainder to the first slots, so the
+    shares add up to the limit; each announces the share it applies."""
+    admitted = []
+    for slot in range(3):
+        service = QuotaService(None, workers=3, slot=slot)
+        decisions = hits(service, "h1:impot-particulier", 10, 6)
+        admitted.append(sum(d.allowed for d in decisions))
+        assert decisions[0].limit == admitted[-1]
+        assert not decisions[-1].degraded
+        assert ratelimit_headers(decisions[-1])["RateLimit"].startswith('"minute";r=0;')
 
-    decisions = hits(service, "h1:impot-particulier", 10, 6)
+    assert admitted == [4, 3, 3]
+    assert share_of(10, 3, 0) + share_of(10, 3, 1) + share_of(10, 3, 2) == 10
+    assert [share_of(1, 2, s) for s in (0, 1)] == [1, 0]
 
-    assert sum(d.allowed for d in decisions) == 4
-    assert decisions[0].limit == 10
-    assert not decisions[-1].degraded
+
+def test_a_refusal_announces_nothing_left() -> None:
+    decision = QuotaDecision(
+        allowed=False, limit=5, remaining=2, reset_after=3.0, retry_after=3, degraded=False
+    )
+
+    assert params(ratelimit_headers(decision)["RateLimit"])["r"] == 0
 
 
 def test_zero_limit_refuses_everything() -> None:
@@ -117,9 +131,9 @@ def test_zero_limit_refuses_everything() -> None:
     assert decision.retry_after == 60
 
 
-@pytest.mark.parametrize(("kwargs"), [{"workers": 0}, {"window": 0}])
+@pytest.mark.parametrize(("kwargs"), [{"workers": 0}, {"window": 0}, {"slot": 2, "workers": 2}])
 def test_rejects_nonsense_settings(kwargs: dict[str, int]) -> None:
-    with pytest.raises(ValueError, match="at least"):
+    with pytest.raises(ValueError, match=r"at least|between"):
         QuotaService(None, **kwargs)
 
 
@@ -130,7 +144,8 @@ def test_headers_of_an_admitted_call() -> None:
     headers = ratelimit_headers(decision)
 
     assert headers["RateLimit-Policy"] == '"minute";q=500;w=60'
-    assert headers["RateLimit"] == '"minute";r=497;t=60'
+    # The window is counted a second long (docs/architecture.md): t never promises early.
+    assert headers["RateLimit"] == '"minute";r=497;t=61'
     assert set(headers) == {"RateLimit-Policy", "RateLimit"}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from guichet.errors import BadRequest, Forbidden, GuichetError, NotFound, Unauthenticated
 
 
@@ -94,4 +96,29 @@ class LastInviter(GuichetError):
     title = (
         "L'organisation doit garder au moins un demandeur ou un représentant légal : "
         "invitez-en un autre avant de retirer ce rôle."
+    )
+
+
+class SecondFactorInvalid(Unauthenticated):
+    """A wrong, expired or already used code, or a key's answer that does not verify."""
+
+    code = "second_factor_invalid"
+    title = (
+        "Code ou clé de sécurité refusé : le code est faux, a expiré ou a déjà servi. "
+        "Saisissez le code affiché maintenant par votre application, ou utilisez votre clé."
+    )
+    locked: ClassVar[str] = (
+        "Trop de seconds facteurs refusés : le compte est bloqué quinze minutes. "
+        "Reconnectez-vous ensuite avec votre mot de passe."
+    )
+
+
+class LastSecondFactor(GuichetError):
+    """Removing this factor would leave an account that must have one without any."""
+
+    status = 409
+    code = "last_second_factor"
+    title = (
+        "Votre compte doit garder au moins un second facteur : ajoutez-en un autre avant de "
+        "retirer celui-ci."
     )

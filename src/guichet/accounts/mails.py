@@ -1,4 +1,5 @@
-"""The account mails, in French: verification, already registered, reset, lock-out, an
+"""The account mails, in French: verification, already registered, reset, lock-out (after
+wrong passwords or refused second factors), second factors reset by an administrator, an
 invitation to join an organisation, the confirmation of a request contact's address."""
 
 from __future__ import annotations
@@ -100,6 +101,52 @@ def locked_out(user: User, until: dt.datetime, reset_link: str) -> Mail:
         subject="Votre compte est temporairement bloqué",
         text=text,
         kind="accounts:locked_out",
+        ref=str(user.id),
+    )
+
+
+def second_factor_locked_out(user: User, until: dt.datetime, reset_link: str) -> Mail:
+    """After five refused second factors (DICP C4): the password was right, so the mail
+    says to change it; it carries no code, seed nor link that signs in."""
+    text = (
+        f"Bonjour {user.display_name},\n\n"
+        "Après cinq seconds facteurs refusés (code de votre application d'authentification, "
+        "clé de sécurité ou code de secours), votre compte guichet est bloqué jusqu'au "
+        f"{_paris(until)} (heure de Paris).\n\n"
+        "Ces tentatives ont suivi la saisie de votre mot de passe correct. Si ce n'était pas "
+        "vous, quelqu'un connaît sans doute votre mot de passe : choisissez-en un nouveau "
+        f"dès maintenant :\n{reset_link}\n\n"
+        "Si vous avez perdu votre application, votre clé et vos codes de secours, demandez à "
+        "un administrateur du portail de réinitialiser votre second facteur."
+        f"{SIGNATURE}"
+    )
+    return Mail(
+        to=user.email,
+        subject="Votre compte est bloqué après des seconds facteurs refusés",
+        text=text,
+        kind="accounts:second_factor_locked_out",
+        ref=str(user.id),
+    )
+
+
+def second_factors_reset(user: User, sign_in_link: str) -> Mail:
+    """An administrator removed the person's second factors (DICP C4): they enrol a new one
+    at their next sign-in. No secret in it."""
+    text = (
+        f"Bonjour {user.display_name},\n\n"
+        "À votre demande, un administrateur du portail guichet a réinitialisé votre second "
+        "facteur : vos applications d'authentification, clés de sécurité et codes de secours "
+        "ne fonctionnent plus, et vos sessions ont été fermées.\n\n"
+        "À votre prochaine connexion, après votre mot de passe, vous enregistrerez un nouveau "
+        f"second facteur :\n{sign_in_link}\n\n"
+        "Si vous n'avez rien demandé, prévenez aussitôt le fournisseur de données et changez "
+        f"votre mot de passe.{SIGNATURE}"
+    )
+    return Mail(
+        to=user.email,
+        subject="Votre second facteur a été réinitialisé",
+        text=text,
+        kind="accounts:second_factors_reset",
         ref=str(user.id),
     )
 

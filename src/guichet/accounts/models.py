@@ -8,7 +8,7 @@ import datetime as dt
 import uuid
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, Enum, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from guichet.db.base import Base
@@ -31,6 +31,13 @@ class ProviderRole(StrEnum):
     OPERATOR = "operator"
     SECURITY_OFFICER = "security_officer"
     ADMINISTRATOR = "administrator"
+
+
+class SecondFactorKind(StrEnum):
+    """A second factor of the portal's sign-in (DICP C4, ``guichet.accounts.second_factor``)."""
+
+    TOTP = "totp"
+    WEBAUTHN = "webauthn"
 
 
 class TokenPurpose(StrEnum):
@@ -72,8 +79,13 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     email_verified_at: Mapped[dt.datetime | None]
     failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    # Wrong second factors in a row (``guichet.accounts.second_factor``): five lock the account
+    # as five wrong passwords do.
+    failed_second_factors: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[dt.datetime | None]
     last_sign_in_at: Mapped[dt.datetime | None]
+    # Set when the account was disabled (issue 12): no sign-in, no session, no reset link.
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 
@@ -196,8 +208,56 @@ class PortalSession(Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"), index=True)
     # The synchronizer token every form of this session carries (CSRF).
     csrf_token: Mapped[str] = mapped_column(String(64))
-    # "password", or an identity provider's name (e.g. "proconnect").
+    # "password", or an identity provider's name (e.g. "proconnect"); "+totp", "+webauthn"
+    # or "+recovery" appended once a second factor was given.
     auth_method: Mapped[str | None] = mapped_column(String(64))
+    # Between the password and the second factor: whose password was right. The session is
+    # not signed in (``user_id`` is None) until the second factor is given or enrolled.
+    pending_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    # The WebAuthn challenge the last options of this session carried (base64url), once.
+    challenge: Mapped[str | None] = mapped_column(String(128))
+    # Where a pending sign-in leads once the second factor is given (a path of the portal,
+    # e.g. an invitation's link).
+    return_to: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime]
     last_seen_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class SecondFactor(Base):
+    """A second factor of a person: a TOTP application or a WebAuthn security key.
+
+    A TOTP seed is stored encrypted under the master secret (``MasterSecret.encrypt``) with
+    the last time step accepted (a code is good once); a key's public key (COSE) with its
+    credential id and signature counter. ``confirmed_at`` is None while an enrolment waits
+    for its first code: such a row does not count as a factor.
+    """
+
+    __tablename__ = "second_factor"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"), index=True)
+    kind: Mapped[SecondFactorKind] = mapped_column(_enum(SecondFactorKind, "second_factor_kind"))
+    label: Mapped[str] = mapped_column(String(100))
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    credential_id: Mapped[bytes | None] = mapped_column(LargeBinary(1024), unique=True)
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    confirmed_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    last_used_at: Mapped[dt.datetime | None]
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code: its first group (``lookup``) in clear to find it, the whole
+    code hashed with argon2id as passwords are."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"), index=True)
+    lookup: Mapped[str] = mapped_column(String(8))
+    code_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]

@@ -41,6 +41,7 @@ from guichet.accounts.models import (
     User,
 )
 from guichet.accounts.passwords import password_problem
+from guichet.accounts.second_factor import enforce_for_user
 from guichet.accounts.service import AccountService, check_email, create_user, email_key
 from guichet.accounts.tokens import find_live, spend, token_columns
 from guichet.clock import utc
@@ -481,6 +482,9 @@ class OrganisationService:
                 )
             )
         session.flush()
+        # Joining an organisation holding a FICOBA habilitation (DICP C4): a session opened
+        # without a second factor ends; the person signs in again and enrols one.
+        enforce_for_user(session, user.id)
         # A contact of a draft may be this person: their status changes now.
         refresh_organisation_requests(session, invitation.organisation_id)
         event(

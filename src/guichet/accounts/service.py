@@ -24,7 +24,12 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from stdnum.fr import siret as stdnum_siret
 
 from guichet.accounts import mails
-from guichet.accounts.errors import EmailNotVerified, FormInvalid, SignInFailed
+from guichet.accounts.errors import (
+    AccountTokenInvalid,
+    EmailNotVerified,
+    FormInvalid,
+    SignInFailed,
+)
 from guichet.accounts.models import (
     PARTNER_ROLE_LABELS,
     PROVIDER_ROLE_LABELS,
@@ -351,6 +356,9 @@ class AccountService:
             if user is None:
                 outcome = _Outcome.FAILED
                 event(log, "accounts.sign_in_failed", reason="unknown")
+            elif user.disabled_at is not None:
+                outcome = _Outcome.FAILED
+                event(log, "accounts.sign_in_failed", user=user.id, reason="disabled")
             elif user.locked_until is not None and utc(user.locked_until) > now:
                 outcome = _Outcome.FAILED
                 event(log, "accounts.sign_in_failed", user=user.id, reason="locked")
@@ -413,6 +421,9 @@ class AccountService:
                 return None
             identity.last_used_at = now
             user = session.get_one(User, identity.user_id)
+            if user.disabled_at is not None:
+                event(log, "accounts.sign_in_failed", user=user.id, reason="disabled")
+                raise SignInFailed()
             user.last_sign_in_at = now
             event(log, "accounts.signed_in", user=user.id, method=provider)
             return SignedIn(user_id=user.id, method=provider)
@@ -438,7 +449,7 @@ class AccountService:
         outgoing: list[Mail] = []
         with transaction(self.session_factory) as session:
             user = session.scalar(select(User).where(User.email_key == email_key(email)[:320]))
-            if user is not None:
+            if user is not None and user.disabled_at is None:
                 outgoing.append(self._reset_mail(session, user, now))
                 event(log, "accounts.reset_requested", user=user.id)
             else:
@@ -476,6 +487,8 @@ class AccountService:
                 raise FormInvalid({"password": problem})
             user_id = consume_token(session, token, TokenPurpose.RESET_PASSWORD, now)
             user = session.get_one(User, user_id)
+            if user.disabled_at is not None:  # its links were revoked: never here in practice
+                raise AccountTokenInvalid()
             user.password_hash = self.passwords.hash(password)
             user.failed_sign_ins = 0
             user.locked_until = None
@@ -483,7 +496,11 @@ class AccountService:
             user.email_verified_at = user.email_verified_at or now
             user.updated_at = now
             revoke_tokens(session, user_id, TokenPurpose.RESET_PASSWORD, now)
-            session.execute(delete(PortalSession).where(PortalSession.user_id == user_id))
+            session.execute(
+                delete(PortalSession).where(
+                    (PortalSession.user_id == user_id) | (PortalSession.pending_user_id == user_id)
+                )
+            )
         event(log, "accounts.password_reset", user=user_id)
         return user_id
 

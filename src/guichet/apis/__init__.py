@@ -82,6 +82,15 @@ DOCUMENTS: Final = MappingProxyType(
                 slug="r2p",
                 label="R2P",
             ),
+            OpenApiDocument(
+                key="ficoba",
+                product="ficoba",
+                package="ficoba",
+                file="openapi.yaml",
+                base_path="/fcb-masrestit/api/v2",
+                slug="ficoba",
+                label="FICOBA",
+            ),
         )
     }
 )

@@ -38,6 +38,11 @@ class CallContext:
     habilitation: HabilitationPolicy | None = None
     # Set by the operation once it knows whom the call is about; only its pseudonym is journaled.
     subject_spi: str | None = None
+    # A search about several persons or companies (API FICOBA): the SPI or SIREN of each,
+    # and the search type; only their pseudonyms are journaled, never the criteria.
+    subjects: list[str] = field(default_factory=list)
+    search_type: str | None = None
+    request_id: str | None = None  # the caller's X-Request-ID (API FICOBA), echoed back
     data_scopes_returned: list[str] = field(default_factory=list)
 
 
@@ -62,8 +67,9 @@ NO_CONTENT = 204
 class OperationHandler(Protocol):
     """One API operation, split so the chain can check rights between parsing and fetching."""
 
-    def parse(self, request: Request) -> Any:
-        """Validate path and query; raise a ``BadRequest`` naming the field at fault."""
+    def parse(self, request: Request, body: Any) -> Any:
+        """Validate path, query and ``body`` (the decoded JSON document of a POST, None for a
+        GET); raise a ``BadRequest`` naming the field at fault."""
         ...
 
     def authorize(self, ctx: CallContext, params: Any) -> None:

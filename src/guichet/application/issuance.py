@@ -20,17 +20,19 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guichet.accounts.contacts import contact_verified, refresh_contacts
 from guichet.accounts.models import User
+from guichet.accounts.second_factor import enforce_for_organisation
 from guichet.accounts.service import email_key
 from guichet.application.permissions import WHO, Party, check_party, is_member, is_staff, may_read
 from guichet.application.scheduler import watch_commitment
@@ -109,6 +111,8 @@ from guichet.mail.mailer import MailError
 from guichet.oauth.clients import SECRET_METHODS, create_client
 from guichet.oauth.models import Client
 from guichet.pki import certificate_info
+from guichet.pki.certificates import load_certificate
+from guichet.pki.verify import ChainVerifier
 from guichet.secrets import MasterSecret
 
 log = logging.getLogger(__name__)
@@ -412,10 +416,16 @@ def _check_editable(user: User, request: HabilitationRequest) -> None:
         )
 
 
-def _enrich(session: Session, request: HabilitationRequest, model: BlockModel) -> list[FieldError]:
-    """What the server computes on save: contact verification, certificate facts, and the
-    documents' ownership. Returns errors for referenced documents that are not this
-    request's."""
+def _enrich(
+    session: Session,
+    request: HabilitationRequest,
+    model: BlockModel,
+    trust_store: Sequence[x509.Certificate],
+    now: dt.datetime,
+) -> list[FieldError]:
+    """What the server computes on save: contact verification, certificate facts (whether
+    it chains to ``trust_store``, when there is one), and the documents' ownership. Returns
+    errors for referenced documents that are not this request's."""
     errors: list[FieldError] = []
     if isinstance(model, Contacts):
         for role, contact in model.named():
@@ -439,6 +449,7 @@ def _enrich(session: Session, request: HabilitationRequest, model: BlockModel) -
                     not_before=info.not_before.isoformat(),
                     not_after=info.not_after.isoformat(),
                     self_signed=info.self_signed,
+                    trusted=_chains(pem, info.thumbprint, trust_store, now),
                 )
     for path, kind in DOCUMENT_FIELDS.items():
         if path[0] != model.block.value:
@@ -454,6 +465,16 @@ def _enrich(session: Session, request: HabilitationRequest, model: BlockModel) -
             unset(holder, path[-1])
             errors.append(FieldError(".".join(path), "Document inconnu : joignez-le à nouveau."))
     return errors
+
+
+def _chains(
+    pem: str, thumbprint: str, trust_store: Sequence[x509.Certificate], now: dt.datetime
+) -> bool | None:
+    """Whether the certificate chains to the trust store (RFC 5280); None without one."""
+    verifier = ChainVerifier(trust_store)
+    if not verifier.configured:
+        return None
+    return verifier.chains(load_certificate(pem), thumbprint, now)
 
 
 def _document(
@@ -475,16 +496,18 @@ def save_block(
     values: Mapping[str, Any] | BlockModel,
     *,
     now: dt.datetime,
+    trust_store: Sequence[x509.Certificate] = (),
 ) -> list[FieldError]:
     """Save one block as it is (drafts may be incomplete, a key the block's model does not
-    know is refused); returns its current errors."""
+    know is refused); returns its current errors. ``trust_store``: the authorities the
+    gateways trust, to tell whether the declared certificate is issued by one."""
     _check_editable(user, request)
     if block is Block.TERMS:
         raise BadRequest("Les conditions d'utilisation s'acceptent, elles ne se saisissent pas.")
     if block not in blocks_of(request):
         raise BadRequest(f"Bloc {block.value!r} absent de ce formulaire.", field=block.value)
     draft = model_of(request.api, block).draft(values)
-    problems = _enrich(session, request, draft)
+    problems = _enrich(session, request, draft, trust_store, now)
     data = copy.deepcopy(dict(request.data or {}))
     data[block.value] = draft.stored()
     request.data = data
@@ -556,15 +579,42 @@ def read_document(
 # --- the partner's and the instructors' actions ----------------------------------------------
 
 
+def _refresh_certificate(
+    request: HabilitationRequest, trust_store: Sequence[x509.Certificate], now: dt.datetime
+) -> None:
+    """Whether the declared certificate chains to the trust store, again: the authorities
+    trusted may have changed since the technical step was saved."""
+    data = dict(request.data or {})
+    technical = data.get(Block.TECHNICAL.value)
+    if not trust_store or not isinstance(technical, dict):
+        return
+    facts, pem = technical.get("certificate"), technical.get("certificate_pem")
+    if not isinstance(facts, dict) or not isinstance(pem, str):
+        return
+    try:
+        trusted = _chains(pem, str(facts.get("thumbprint", "")), trust_store, now)
+    except ValueError:
+        return
+    data[Block.TECHNICAL.value] = {**technical, "certificate": {**facts, "trusted": trusted}}
+    request.data = data
+
+
 def submit(
-    session: Session, request: HabilitationRequest, user: User, *, now: dt.datetime
+    session: Session,
+    request: HabilitationRequest,
+    user: User,
+    *,
+    now: dt.datetime,
+    trust_store: Sequence[x509.Certificate] = (),
 ) -> RequestEvent:
     """Check every block server-side; keep the submitted version; record the diff since the
-    previous submission."""
+    previous submission. ``trust_store``: the authorities the gateways trust, to check the
+    declared certificate again."""
     check_party(user, request, Party.MEMBER)
     next_status(request.status, RequestAction.SUBMIT)
     # A contact may have confirmed their address (or verified their account) since the save.
     refresh_contacts(session, request)
+    _refresh_certificate(request, trust_store, now)
     errors = validate_for_submission(request, now=now)
     errors += federation_client_errors(session, request)
     if errors:
@@ -680,7 +730,7 @@ def spec_of(request: HabilitationRequest, now: dt.datetime) -> HabilitationSpec:
     apis = [request.api]
     if AccessMode.ETAT_CIVIL.value in modes and "r2p" in PRODUCTS:
         apis.append("r2p")  # état civil → SPI first, two subscriptions [004 §4]
-    scopes = sorted(perimeter.data_scopes)
+    scopes = perimeter.granted_scopes()
     labels = perimeter.labels
     volumetry = technical.volumetry()
     return HabilitationSpec(
@@ -864,6 +914,9 @@ def validate(
             created = True
     except HabilitationError as exc:
         raise RequestInvalid([FieldError("technical", str(exc))]) from None
+    # A FICOBA habilitation (DICP C4): members signed in without a second factor are signed
+    # out now, not when their session ends; they sign in again and enrol one.
+    enforce_for_organisation(session, organisation.id)
     tls = "self_signed_tls_client_auth" if hab.certificates[0].self_signed else "tls_client_auth"
     methods = [*SECRET_METHODS, tls]
     secret: str | None = None

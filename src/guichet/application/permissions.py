@@ -83,6 +83,7 @@ class StaffAction(StrEnum):
     NOTICE = "notice"  # termination with two months' notice [000 §14]
     TERMINATE = "terminate"  # immediate termination for security [000 §14]
     ROTATE_SECRET = "rotate_secret"  # noqa: S105 - an action's name, not a secret
+    MANAGE_ACCOUNTS = "manage_accounts"  # disable, enable, remove staff accounts (issue 12)
 
 
 _ALL_STAFF: Final = frozenset(ProviderRole)
@@ -108,6 +109,7 @@ STAFF_PERMISSIONS: Final[Mapping[StaffAction, frozenset[ProviderRole]]] = {
     StaffAction.NOTICE: frozenset({ProviderRole.INSTRUCTOR, ProviderRole.ADMINISTRATOR}),
     StaffAction.TERMINATE: frozenset({ProviderRole.SECURITY_OFFICER}),
     StaffAction.ROTATE_SECRET: frozenset({ProviderRole.OPERATOR}),
+    StaffAction.MANAGE_ACCOUNTS: frozenset({ProviderRole.ADMINISTRATOR}),
 }
 
 STAFF_ACTION_LABELS: Final = {
@@ -118,6 +120,7 @@ STAFF_ACTION_LABELS: Final = {
     StaffAction.NOTICE: "résilier une habilitation avec préavis",
     StaffAction.TERMINATE: "résilier immédiatement une habilitation",
     StaffAction.ROTATE_SECRET: "renouveler un secret",
+    StaffAction.MANAGE_ACCOUNTS: "gérer les comptes des agents",
 }
 
 

@@ -17,7 +17,12 @@ from typing import Final
 class Operation:
     """One route of an API: its name in the journal (``name``, guichet's), the provider's
     ``operationId`` (``operation_id``: the name a client generated from the provider's
-    document knows it by), the resource scope it needs and the media type of its answer."""
+    document knows it by), the resource scope it needs and the media type of its answer.
+
+    ``method`` is the route's HTTP method; an operation taking a body (``max_body_bytes``
+    above 0) takes it in ``request_media_type`` only (415 otherwise), at most that many
+    bytes (413 beyond, counted as it streams in). A ``health`` operation is a health check:
+    its 503 (closed, maintenance) says so in the provider's health-check error shape."""
 
     name: str
     path: str
@@ -27,6 +32,10 @@ class Operation:
     media_type: str
     # The provider's ``codeapp`` for any 403 of this operation (LEP: 4031), else None.
     forbidden_codeapp: int | None = None
+    method: str = "GET"
+    max_body_bytes: int = 0  # 0: no body
+    request_media_type: str | None = None
+    health: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,14 @@ class ApiProduct:
     media_type: str
     operations: tuple[Operation, ...]
     data_scopes: frozenset[str] = field(default_factory=frozenset)
+    # How the gateway answers a refusal: RFC 9457 problem+json ("problem"), or the
+    # provider's ``ReponseErreur`` of its document ("reponse_erreur", API FICOBA).
+    error_format: str = "problem"
+    # Request headers every call must carry besides X-Correlation-ID (400 without).
+    required_headers: tuple[str, ...] = ()
+    # A client certificate issued by an authority (never a self-signed one, even pinned in
+    # the habilitation): API FICOBA's strong authentication (DICP C4 [002]).
+    authority_certificate_required: bool = False
 
     @property
     def resource_scopes(self) -> frozenset[str]:
@@ -447,7 +464,119 @@ R2P: Final = ApiProduct(
     ),
 )
 
-PRODUCTS: Final = MappingProxyType({p.key: p for p in (IMPOT_PARTICULIER, R2P)})
+# API FICOBA v2 [002; the provider's document ``FICOBA_API``]: a health check and seven
+# searches, each a POST of a JSON ``DemandeRestit…``; one resource scope per search.
+FICOBA_MEDIA_TYPE: Final = "application/json"
+FICOBA_MAX_BODY_BYTES: Final = 16 * 1024  # the largest criteria fit in 2 KiB
+
+
+def _ficoba_search(name: str, path: str, scope: str, operation_id: str) -> Operation:
+    return Operation(
+        name,
+        path,
+        scope,
+        None,
+        operation_id,
+        FICOBA_MEDIA_TYPE,
+        method="POST",
+        max_body_bytes=FICOBA_MAX_BODY_BYTES,
+        request_media_type=FICOBA_MEDIA_TYPE,
+    )
+
+
+# [002 §4] the eleven search types of API FICOBA, as the journal names them; the convention
+# habilitates per search type, so each is granted by its own data scope,
+# ``ficoba_recherche_<type>`` (``FICOBA_SEARCH_SCOPES``): a habilitation's ``data_scopes``
+# hold those chosen, and the handlers refuse a search of any other type (403).
+FICOBA_SEARCH_TYPES: Final = (
+    "personne_physique",
+    "personne_morale",
+    "compte",
+    "siren_siret",
+    "spi",
+    "verification_iban_personne_physique",
+    "verification_iban_personne_morale",
+    "verification_iban_siret",
+    "multi_detention_personne_physique",
+    "multi_detention_personne_morale",
+    "multi_detention_siret",
+)
+FICOBA_SEARCH_SCOPES: Final = MappingProxyType(
+    {kind: f"ficoba_recherche_{kind}" for kind in FICOBA_SEARCH_TYPES}
+)
+# What a FICOBA habilitation may grant: one data scope per search type.
+FICOBA_DATA_SCOPES: Final = frozenset(FICOBA_SEARCH_SCOPES.values())
+# What each kind of answer releases, journaled as the data scopes returned (never granted:
+# until migration 0019 a habilitation held these three, each for several search types).
+FICOBA_RELEASED_SCOPES: Final = MappingProxyType(
+    {
+        "ficoba_comptes": FICOBA_SEARCH_TYPES[:5],
+        "ficoba_verification_iban": FICOBA_SEARCH_TYPES[5:8],
+        "ficoba_multi_detention": FICOBA_SEARCH_TYPES[8:],
+    }
+)
+
+FICOBA: Final = ApiProduct(
+    key="ficoba",
+    name="API FICOBA (fichier national des comptes bancaires)",
+    base_path="/fcb-masrestit/api/v2",
+    default_quota_per_minute=200,  # [002 §9.2]
+    media_type=FICOBA_MEDIA_TYPE,
+    data_scopes=FICOBA_DATA_SCOPES,
+    error_format="reponse_erreur",
+    required_headers=("X-Request-ID",),
+    authority_certificate_required=True,
+    operations=(
+        Operation(
+            "ficoba_etat_sante",
+            "/etatSante",
+            "RessourceFicobaSante",
+            None,
+            "getInfo",
+            FICOBA_MEDIA_TYPE,
+            health=True,
+        ),
+        _ficoba_search(
+            "ficoba_num_cpte",
+            "/comptes/numCpte",
+            "RessourceFicobaCompte",
+            "rechercherCompteParNumCpte",
+        ),
+        _ficoba_search(
+            "ficoba_siret_siren",
+            "/comptes/siretSiren",
+            "RessourceFicobaSiretSiren",
+            "rechercherCompteParSiretSiren",
+        ),
+        _ficoba_search("ficoba_spi", "/comptes/spi", "RessourceFicobaSpi", "rechercherComptesSpi"),
+        _ficoba_search(
+            "ficoba_per_phy",
+            "/comptes/perPhy",
+            "RessourceFicobaPerPhy",
+            "rechercherComptesPersonnePhysique",
+        ),
+        _ficoba_search(
+            "ficoba_per_pro",
+            "/comptes/perPro",
+            "RessourceFicobaPerPro",
+            "rechercherComptesPerPro",
+        ),
+        _ficoba_search(
+            "ficoba_multi_det",
+            "/comptes/multiDet",
+            "RessourceFicobaMultiDet",
+            "rechercherMultiDetention",
+        ),
+        _ficoba_search(
+            "ficoba_verif_iban",
+            "/comptes/verifIban",
+            "RessourceFicobaVerifIban",
+            "rechercherCompteParNumCpte_1",
+        ),
+    ),
+)
+
+PRODUCTS: Final = MappingProxyType({p.key: p for p in (IMPOT_PARTICULIER, R2P, FICOBA)})
 
 # Every resource scope a client may hold, whichever product grants it.
 RESOURCE_SCOPES: Final = frozenset().union(*(p.resource_scopes for p in PRODUCTS.values()))

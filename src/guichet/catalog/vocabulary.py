@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 from guichet.catalog.products import (
     DATA_SCOPE_LABELS,
     FACTURE_FIELD_SCOPES,
+    FICOBA_RELEASED_SCOPES,
+    FICOBA_SEARCH_SCOPES,
     IFI_FIELD_SCOPES,
     IR_FIELD_SCOPES,
     LEP_FIELD_SCOPES,
@@ -68,6 +70,28 @@ THEMES: Final = (
     Theme(
         "etat_civil", "État civil (API R2P)", ("r2p_identifiant", "r2p_etat_civil", "r2p_adresse")
     ),
+    Theme(
+        "comptes_bancaires",
+        "Comptes bancaires (API FICOBA)",
+        (*FICOBA_SEARCH_SCOPES.values(), *FICOBA_RELEASED_SCOPES),
+    ),
+)
+
+# The search types of API FICOBA [002 §4], journaled with each search.
+FICOBA_SEARCH_TYPES: Final = MappingProxyType(
+    {
+        "personne_physique": "personne physique",
+        "personne_morale": "personne morale",
+        "compte": "compte",
+        "siren_siret": "SIREN/SIRET",
+        "spi": "numéro fiscal (SPI)",
+        "verification_iban_personne_physique": "vérification IBAN personne physique",
+        "verification_iban_personne_morale": "vérification IBAN personne morale",
+        "verification_iban_siret": "vérification IBAN SIRET",
+        "multi_detention_personne_physique": "multi-détention personne physique",
+        "multi_detention_personne_morale": "multi-détention personne morale",
+        "multi_detention_siret": "multi-détention SIRET",
+    }
 )
 
 # Plain names: shorter than the consent page's, which also says what the scope covers.
@@ -81,6 +105,31 @@ SCOPE_NAMES: Final = MappingProxyType(
         "r2p_identifiant": "Numéro fiscal (SPI)",
         "r2p_etat_civil": "État civil (noms, prénoms, date et lieu de naissance)",
         "r2p_adresse": "Adresse",
+        "ficoba_comptes": (
+            "Comptes bancaires d'une personne et leurs titulaires, mandataires, "
+            "bénéficiaires effectifs et coffres-forts"
+        ),
+        "ficoba_verification_iban": "Vérification du titulaire d'un IBAN",
+        "ficoba_multi_detention": "Comptes réglementés détenus (multi-détention)",
+        # What a FICOBA habilitation grants: one search type each [002 §4].
+        **{
+            scope: f"Recherche FICOBA « {FICOBA_SEARCH_TYPES[kind]} »"
+            for kind, scope in FICOBA_SEARCH_SCOPES.items()
+        },
+    }
+)
+
+# The resource scopes of API FICOBA's searches (what a client's token carries), in words.
+FICOBA_RESOURCE_SCOPES: Final = MappingProxyType(
+    {
+        "RessourceFicobaSante": "État de santé de l'API",
+        "RessourceFicobaCompte": "Recherche des comptes par numéro de compte (IBAN)",
+        "RessourceFicobaSiretSiren": "Recherche des comptes par SIREN ou SIRET",
+        "RessourceFicobaSpi": "Recherche des comptes par numéro fiscal (SPI)",
+        "RessourceFicobaPerPhy": "Recherche des comptes d'une personne physique",
+        "RessourceFicobaPerPro": "Recherche des comptes d'une personne morale",
+        "RessourceFicobaMultiDet": "Recherche de multi-détention de comptes réglementés",
+        "RessourceFicobaVerifIban": "Vérification du titulaire d'un IBAN",
     }
 )
 
@@ -199,6 +248,14 @@ REQUEST_FIELDS: Final = MappingProxyType(
         "perimeter.access_modes": "Modes d'accès",
         "perimeter.year_scopes": "Années de revenus",
         "perimeter.r11494_domain": "Domaine de la démarche (article R. 114-9-4 du CRPA)",
+        # API FICOBA's perimeter (issue 14).
+        "perimeter.search_types": "Types de recherche",
+        "perimeter.secrecy_derogation": "Texte qui lève le secret professionnel (article 103 "
+        "du LPF)",
+        "perimeter.annual_searches": "Nombre de recherches par an",
+        "perimeter.daily_peak": "Pic de recherches par jour",
+        "perimeter.agents_count": "Nombre d'agents habilités à consulter FICOBA",
+        "perimeter.agents_description": "Agents concernés (services, fonctions, habilitation)",
         "recipients.services": "Services destinataires",
         "personal_data.retention_months": "Durée de conservation (en mois)",
         "personal_data.retention_justification": "Justification de la durée de conservation",
@@ -261,9 +318,17 @@ def field_name(path: str) -> str:
             name = f"Justification : {scope_name(scope)}"
         elif head == "perimeter.labels":
             name = f"Libellé pour l'usager : {scope_name(scope)}"
+        elif head == "perimeter.search_types":
+            name = f"Finalité de la recherche « {search_type_name(scope)} »"
         else:
             name = REQUEST_FIELDS.get(head, "Autre information")
     return f"{block_name} — {name}"
+
+
+def search_type_name(kind: str) -> str:
+    """An API FICOBA search type in words (``multi_detention_siret`` → "multi-détention
+    SIRET"); an unknown one keeps its code."""
+    return FICOBA_SEARCH_TYPES.get(kind, kind)
 
 
 def _word(value: Any, words: Mapping[str, str]) -> str:
@@ -295,7 +360,7 @@ def field_value(path: str, value: Any, extra: Mapping[str, Mapping[str, str]] | 
 def terms_version(version: str) -> str:
     """A terms-of-use version as people read it: ``impot_particulier-2023-01`` → "2023-01"."""
     api, _, dated = version.partition("-")
-    return dated if dated and "_" in api else version
+    return dated if dated and ("_" in api or api == "ficoba") else version
 
 
 PREREQUISITES: Final = MappingProxyType(
@@ -341,6 +406,14 @@ OPERATIONS: Final = MappingProxyType(
         "r2p_personne_spi": "Numéro fiscal d'une personne (par état civil)",
         "r2p_personne_recherche": "Recherche d'une personne (par état civil)",
         "r2p_personne": "État civil et adresse d'une personne (par numéro fiscal)",
+        "ficoba_etat_sante": "État de santé de l'API FICOBA",
+        "ficoba_num_cpte": "Comptes bancaires (par numéro de compte)",
+        "ficoba_siret_siren": "Comptes bancaires (par SIREN ou SIRET)",
+        "ficoba_spi": "Comptes bancaires (par numéro fiscal)",
+        "ficoba_per_phy": "Comptes bancaires d'une personne physique",
+        "ficoba_per_pro": "Comptes bancaires d'une personne morale",
+        "ficoba_multi_det": "Multi-détention de comptes réglementés",
+        "ficoba_verif_iban": "Vérification du titulaire d'un IBAN",
         "unknown": "Adresse inconnue de la passerelle",
         "/token": "Demande de jeton d'accès",
     }

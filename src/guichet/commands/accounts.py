@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from stdnum.fr import siret as stdnum_siret
 
+from guichet.accounts import staff
 from guichet.accounts.errors import FormInvalid
 from guichet.accounts.models import (
     PARTNER_ROLE_LABELS,
@@ -28,7 +29,8 @@ from guichet.mail import build_mailer
 from guichet.runtime import open_runtime
 
 app = typer.Typer(
-    help="Comptes du portail : ajouter un agent (instructeur, exploitant…), lister les comptes.",
+    help="Comptes du portail : ajouter un agent (instructeur, exploitant…), lister les comptes, "
+    "désactiver, réactiver ou supprimer un compte.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -86,18 +88,84 @@ def list_users() -> None:
                     selectinload(User.memberships).selectinload(Membership.organisation),
                 )
             ).all()
-            table = Table("id", "adresse", "vérifiée", "rôles", "organisations")
+            table = Table("id", "adresse", "vérifiée", "état", "rôles", "organisations")
             for u in users:
                 table.add_row(
                     str(u.id),
                     u.email,
                     "oui" if u.email_verified_at else "non",
+                    "désactivé" if u.disabled_at else "actif",
                     ", ".join(PROVIDER_ROLE_LABELS[g.role] for g in u.provider_roles),
                     ", ".join(f"{m.organisation.siret} ({m.role.value})" for m in u.memberships),
                 )
         console.print(table)
     finally:
         runtime.close()
+
+
+Ident = Annotated[str, typer.Argument(help="Adresse électronique (ou identifiant) du compte.")]
+ActorOption = Annotated[str, typer.Option("--actor", help="Qui agit (consigné).")]
+
+
+def _staff_change(ident: str, change: str, actor: str) -> None:
+    """Disable, enable or remove one account, in one transaction."""
+    from guichet.db import transaction
+
+    runtime = open_runtime()
+    try:
+        with transaction(runtime.session_factory) as session:
+            try:
+                user = staff.find_user(session, ident)
+            except FormInvalid as exc:
+                console.print(f"[red]{exc.errors['email']}[/red]")
+                raise typer.Exit(2) from None
+            email, now = user.email, runtime.clock.now()
+            if change == "disable":
+                done = staff.disable(session, user, now, actor)
+                message = "désactivé : plus de connexion, sessions fermées" if done else None
+            elif change == "enable":
+                done = staff.enable(session, user, now, actor)
+                message = (
+                    "réactivé (mot de passe à choisir par « mot de passe oublié » s'il n'en a plus)"
+                    if done
+                    else None
+                )
+            else:
+                removal = staff.remove(session, user, now, actor)
+                message = (
+                    "supprimé"
+                    if removal is staff.Removal.DELETED
+                    else "rôles retirés et compte désactivé (conservé : il figure dans "
+                    "l'historique des demandes ou dans une organisation partenaire)"
+                )
+        if message is None:
+            state = "déjà désactivé" if change == "disable" else "n'était pas désactivé"
+            console.print(f"Compte {email} : {state}, rien à faire.")
+            return
+        console.print(f"Compte {email} : {message}.")
+    finally:
+        runtime.close()
+
+
+@app.command("disable")
+def disable(ident: Ident, actor: ActorOption = "operator") -> None:
+    """Désactive un compte : il ne peut plus se connecter, ses sessions sont fermées et ses
+    liens de mot de passe annulés. Réversible (guichet user enable)."""
+    _staff_change(ident, "disable", actor)
+
+
+@app.command("enable")
+def enable(ident: Ident, actor: ActorOption = "operator") -> None:
+    """Réactive un compte désactivé."""
+    _staff_change(ident, "enable", actor)
+
+
+@app.command("remove")
+def remove(ident: Ident, actor: ActorOption = "operator") -> None:
+    """Retire ses rôles d'agent à un compte et le supprime ; s'il figure dans l'historique
+    d'une demande (ou dans une organisation partenaire), il est conservé, désactivé et sans
+    mot de passe."""
+    _staff_change(ident, "remove", actor)
 
 
 @member_app.command("add")
@@ -154,5 +222,31 @@ def member_list(
             verified = "oui" if verified_at else "non"
             table.add_row(address, verified, PARTNER_ROLE_LABELS[member_role])
         console.print(table)
+    finally:
+        runtime.close()
+
+
+@app.command("reset-second-factor")
+def reset_second_factor(ident: Ident) -> None:
+    """Retire tous les seconds facteurs et codes de secours d'un compte qui les a perdus (après
+    avoir vérifié qui le demande) et ferme ses sessions : la personne en enregistre un nouveau
+    à sa prochaine connexion (issue 14, authentification forte)."""
+    from guichet.accounts.second_factor import reset_second_factors
+    from guichet.db import transaction
+
+    runtime = open_runtime()
+    try:
+        with transaction(runtime.session_factory) as session:
+            try:
+                user = staff.find_user(session, ident)
+            except FormInvalid as exc:
+                console.print(f"[red]{exc.errors['email']}[/red]")
+                raise typer.Exit(2) from None
+            email = user.email
+            removed = reset_second_factors(session, user.id)
+        console.print(
+            f"Compte {email} : {removed} second(s) facteur(s) retiré(s), sessions fermées ; "
+            "un nouveau sera demandé à la prochaine connexion."
+        )
     finally:
         runtime.close()

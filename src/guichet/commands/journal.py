@@ -1,4 +1,5 @@
-"""``guichet journal``: verify the chain, export records for an investigation, apply retention."""
+"""``guichet journal``: verify the chain and its signed checkpoints, write a checkpoint, export
+records for an investigation, apply retention."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from stdnum.exceptions import ValidationError
 from stdnum.fr import nif
 
 from guichet.errors import JournalUnavailable
+from guichet.habilitation.models import Environment
+from guichet.journal import checkpoint
 from guichet.journal.chain import engine_of, record_table
 from guichet.journal.export import ExportFormat
 from guichet.journal.export import export as export_records
@@ -26,6 +29,7 @@ from guichet.journal.retention import purge as purge_records
 from guichet.journal.verify import VerifyReport
 from guichet.journal.verify import verify as verify_chain
 from guichet.runtime import Runtime, open_runtime
+from guichet.startup import StartupError
 
 app = typer.Typer(
     help="Vérifier, exporter et purger le journal des échanges.",
@@ -71,6 +75,8 @@ def _parse_spi(value: str) -> str:
 def _runtime() -> Iterator[Runtime]:
     try:
         runtime = open_runtime()
+    except StartupError as exc:  # a setting or a service at fault, named by the check
+        raise _fail(str(exc), 1) from None
     except SQLAlchemyError as exc:
         raise _fail(f"base de données inaccessible ({type(exc).__name__}).", 1) from None
     try:
@@ -88,16 +94,86 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 @app.command()
 def verify() -> None:
-    """Vérifie le chaînage du journal (code 1 et premier enregistrement fautif s'il est altéré)."""
+    """Vérifie le chaînage du journal (code 1 et premier enregistrement fautif s'il est altéré),
+    puis que la chaîne porte encore chaque point de contrôle signé (journal checkpoint)."""
     with _runtime() as runtime:
         report = verify_chain(runtime.session_factory)
-        if report.ok:
-            console.print(
-                f"[green]Journal intègre[/] : {report.checked} enregistrement(s) vérifié(s)."
+        if not report.ok:
+            _print_bad(runtime, report)
+            raise typer.Exit(1)
+        console.print(f"[green]Journal intègre[/] : {report.checked} enregistrement(s) vérifié(s).")
+        if not _checkpoints_hold(runtime):
+            raise typer.Exit(1)
+
+
+def _checkpoints_hold(runtime: Runtime) -> bool:
+    """The signed checkpoints kept outside the database still match the chain."""
+    directory = runtime.settings.resolved_checkpoint_dir
+    present = any(checkpoint.files(directory))
+    key = checkpoint.public_key(runtime.settings.data_dir)
+    if not present:
+        console.print(
+            f"[yellow]Aucun point de contrôle[/] dans {directory} : la tête de chaîne n'est "
+            "ancrée nulle part hors de la base (guichet journal checkpoint)."
+        )
+        return True
+    if key is None:
+        console.print(
+            f"[bold red]Points de contrôle non vérifiables[/] : clé {checkpoint.KEY_FILE} "
+            f"absente de {runtime.settings.data_dir}."
+        )
+        return False
+    result = checkpoint.verify_checkpoints(runtime.session_factory, key, directory)
+    if result.ok:
+        purged = f", {result.skipped} dans la partie purgée" if result.skipped else ""
+        console.print(
+            f"[green]Points de contrôle[/] : {result.checked} concordent avec la chaîne{purged}."
+        )
+        return True
+    console.print(
+        f"[bold red]Journal réécrit[/] : le point de contrôle {result.file} ne concorde plus."
+    )
+    console.print(f"Motif : {result.reason}")
+    return False
+
+
+@app.command("checkpoint")
+def checkpoint_command() -> None:
+    """Écrit un point de contrôle signé de la tête de chaîne hors de la base
+    (GUICHET_JOURNAL_CHECKPOINT_DIR) et l'envoie à GUICHET_JOURNAL_CHECKPOINT_MAIL.
+
+    À lancer périodiquement (deploy/guichet-journal-checkpoint.timer) ; journal verify
+    signale ensuite toute chaîne réécrite ou tronquée depuis.
+    """
+    from guichet.mail import Mail, build_mailer
+    from guichet.mail.mailer import MailError
+
+    with _runtime() as runtime:
+        settings = runtime.settings
+        key = checkpoint.load_signing_key(settings.data_dir)
+        point = checkpoint.current(runtime.session_factory, runtime.clock.now())
+        try:
+            path = checkpoint.write(point, key, settings.resolved_checkpoint_dir)
+        except OSError as exc:
+            raise _fail(
+                f"impossible d'écrire dans {settings.resolved_checkpoint_dir} : {exc.strerror}.", 1
+            ) from None
+        console.print(f"Point de contrôle seq {point.seq} écrit : {path}")
+        if settings.journal_checkpoint_mail:
+            mail = Mail(
+                to=settings.journal_checkpoint_mail,
+                subject=f"Journal des échanges : point de contrôle seq {point.seq}",
+                text="Point de contrôle signé de la tête du journal des échanges, à conserver "
+                "hors de la plateforme. guichet journal verify le compare à la chaîne.\n\n"
+                + checkpoint.document(point, key),
+                kind="journal:checkpoint",
+                ref=str(point.seq),
             )
-            return
-        _print_bad(runtime, report)
-    raise typer.Exit(1)
+            try:
+                build_mailer(settings, runtime.clock).send(mail)
+            except MailError as exc:
+                raise _fail(f"point de contrôle écrit, mais non envoyé : {exc}", 1) from None
+            console.print(f"Envoyé à {settings.journal_checkpoint_mail}.")
 
 
 def _print_bad(runtime: Runtime, report: VerifyReport) -> None:
@@ -148,7 +224,17 @@ def export(
         ),
     ] = None,
     partner: Annotated[
-        uuid.UUID | None, typer.Option("--partner", help="Identifiant (UUID) du partenaire.")
+        str | None,
+        typer.Option(
+            "--partner",
+            metavar="ORGANISATION",
+            help="Le partenaire : son SIRET, son nom (ou une partie, sans casse) ou son "
+            "identifiant (UUID).",
+        ),
+    ] = None,
+    environment: Annotated[
+        Environment | None,
+        typer.Option("--environment", help="Seulement cet environnement."),
     ] = None,
     subject_spi: Annotated[
         str | None,
@@ -174,13 +260,15 @@ def export(
         raise _fail("--from doit précéder --to.", 2)
     with _runtime() as runtime:
         subject = runtime.master.pseudonym(subject_spi) if subject_spi else None
+        partner_ids = _partner_ids(runtime, partner) if partner is not None else None
         write = partial(
             export_records,
             runtime.session_factory,
             start=start,
             end=end,
-            partner_id=partner,
+            partner_id=partner_ids,
             subject=subject,
+            environment=environment.value if environment else None,
             fmt=fmt,
         )
         if output is None:
@@ -194,6 +282,46 @@ def export(
                 raise _fail(f"impossible d'écrire {output} : {exc.strerror}.", 1) from None
     where = f" dans {output}" if output else ""
     console.print(f"{count} enregistrement(s) exporté(s){where}.")
+
+
+def _partner_ids(runtime: Runtime, given: str) -> list[uuid.UUID]:
+    """The organisation ``given`` names: a UUID, a SIRET, else its name (exact, then a part
+    of it, without case); several organisations for one name is an error that lists them."""
+    from sqlalchemy import func
+
+    from guichet.habilitation.models import Organisation
+
+    text = given.strip()
+    try:
+        return [uuid.UUID(text)]
+    except ValueError:
+        pass
+    with runtime.session_factory() as session:
+        digits = text.replace(" ", "")
+        if digits.isdigit():
+            found = list(session.scalars(select(Organisation).where(Organisation.siret == digits)))
+        else:
+            name = func.lower(Organisation.name)
+            found = list(session.scalars(select(Organisation).where(name == text.lower())))
+            if not found:
+                pattern = "%" + text.lower().replace("%", r"\%").replace("_", r"\_") + "%"
+                found = list(
+                    session.scalars(
+                        select(Organisation)
+                        .where(name.like(pattern, escape="\\"))
+                        .order_by(Organisation.name)
+                    )
+                )
+        if not found:
+            raise _fail(f"aucune organisation ne répond à « {text} ».", 2)
+        if len(found) > 1:
+            listed = "; ".join(f"{o.name} (SIRET {o.siret})" for o in found[:20])
+            raise _fail(
+                f"plusieurs organisations répondent à « {text} » : {listed}. "
+                "Précisez par le SIRET.",
+                2,
+            )
+        return [found[0].id]
 
 
 @app.command()

@@ -1,14 +1,22 @@
-"""``guichet data …``: load the provider's extracts into a store."""
+"""``guichet data …``: load the provider's extracts into a store.
+
+The production store is a database of its own (``GUICHET_PRODUCTION_RECORDS_URL``, issue 12):
+this command is, with the production gateway, the only one that opens it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
 
+from guichet.records.ficoba_importer import import_ficoba
 from guichet.records.importer import STORES, ImportRejected, import_impot_particulier
+from guichet.records.r2p_importer import import_r2p
 from guichet.runtime import open_runtime
 
 app = typer.Typer(
@@ -18,6 +26,9 @@ import_app = typer.Typer(help="Charger un extrait.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
 _MAX_ERRORS_SHOWN = 50
+R = TypeVar("R")
+
+Store = Annotated[str, typer.Option(help="Magasin cible : production ou sandbox.")]
 
 
 @app.callback()
@@ -30,15 +41,10 @@ def load() -> None:
     """Charger un extrait du fournisseur (tout ou rien)."""
 
 
-@import_app.command("impot-particulier")
-def impot_particulier(
-    file: Annotated[Path, typer.Argument(help="Extrait JSON Lines (voir docs/catalogue.md).")],
-    store: Annotated[
-        str, typer.Option(help="Magasin cible : production ou sandbox.")
-    ] = "production",
-) -> None:
-    """Charger des situations IR ; un fichier comportant une ligne invalide n'est pas chargé."""
-    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+def _load(file: Path, store: str, loader: Callable[[sessionmaker[Session], Path, str], R]) -> R:
+    """Check the arguments, open the store's database, load; a rejected file is listed line
+    by line on standard error (exit 2), nothing being loaded."""
+    err = Console(stderr=True, soft_wrap=True)
     if store not in STORES:
         err.print(f"[red]Magasin inconnu[/red] {store!r} : choisir parmi {', '.join(STORES)}.")
         raise typer.Exit(2)
@@ -47,7 +53,7 @@ def impot_particulier(
         raise typer.Exit(2)
     runtime = open_runtime()
     try:
-        report = import_impot_particulier(runtime.session_factory, file, store=store)
+        return loader(runtime.records(store), file, store)
     except ImportRejected as exc:
         err.print(
             f"[red]Fichier rejeté, rien n'a été chargé :[/red] "
@@ -60,9 +66,53 @@ def impot_particulier(
         raise typer.Exit(2) from None
     finally:
         runtime.close()
-    out.print(
+
+
+@import_app.command("impot-particulier")
+def impot_particulier(
+    file: Annotated[Path, typer.Argument(help="Extrait JSON Lines (voir docs/catalogue.md).")],
+    store: Store = "production",
+) -> None:
+    """Charger des situations IR, IFI et taxe d'habitation ; un fichier comportant une ligne
+    invalide (ou vide, ou pas en UTF-8) n'est pas chargé."""
+    report = _load(
+        file, store, lambda factory, path, s: import_impot_particulier(factory, path, store=s)
+    )
+    Console(soft_wrap=True).print(
         f"[green]{report.situations}[/green] situation(s) IR, [green]{report.ifi}[/green] "
         f"déclaration(s) IFI et [green]{report.th_avis}[/green] avis de taxe d'habitation "
         f"chargés dans le magasin [bold]{report.store}[/bold] ({report.pairs} couple(s) "
         "SPI/année remplacé(s))."
+    )
+
+
+@import_app.command("r2p")
+def r2p(
+    file: Annotated[Path, typer.Argument(help="Extrait JSON Lines (voir docs/catalogue.md).")],
+    store: Store = "production",
+) -> None:
+    """Charger des personnes (état civil, adresse) pour l'API R2P ; un fichier comportant une
+    ligne invalide (ou vide, ou pas en UTF-8) n'est pas chargé."""
+    report = _load(file, store, lambda factory, path, s: import_r2p(factory, path, store=s))
+    Console(soft_wrap=True).print(
+        f"[green]{report.persons}[/green] personne(s) chargée(s) dans le magasin "
+        f"[bold]{report.store}[/bold] ({report.replaced} remplacée(s))."
+    )
+
+
+@import_app.command("ficoba")
+def ficoba(
+    file: Annotated[Path, typer.Argument(help="Extrait JSON Lines (voir docs/catalogue.md).")],
+    store: Store = "production",
+) -> None:
+    """Charger le fichier des comptes bancaires (FICOBA) : il remplace tout le fichier du
+    magasin ; un extrait comportant une ligne invalide (ou vide, ou pas en UTF-8) n'est pas
+    chargé."""
+    report = _load(file, store, lambda factory, path, s: import_ficoba(factory, path, store=s))
+    Console(soft_wrap=True).print(
+        f"Fichier des comptes bancaires chargé dans le magasin [bold]{report.store}[/bold] : "
+        f"[green]{report.comptes}[/green] compte(s), {report.detentions} détention(s), "
+        f"{report.personnes_physiques} personne(s) physique(s), {report.personnes_morales} "
+        f"personne(s) morale(s), {report.etablissements} établissement(s), "
+        f"{report.guichets} guichet(s)."
     )

@@ -1,8 +1,14 @@
 """One environment's gateway origin: OAuth endpoints, API operations behind the control chain.
 
-A call: correlation id → control chain (``gateway.chain``) → operation input and rights →
-quota → backend → journal record committed → response. Any refusal is journaled too and
-answered as RFC 9457 problem+json; no data leaves unless every step passed.
+A call: correlation id → control chain (``gateway.chain``) → body read and operation input →
+rights → quota → backend → journal record committed → response. Any refusal is journaled too
+and answered as RFC 9457 problem+json (or in the provider's own error shape, for a product
+that has one: ``ApiProduct.error_format``); no data leaves unless every step passed.
+
+An operation taking a body (``Operation.max_body_bytes``) reads it only once the control chain
+has passed: 415 unless its ``Content-Type`` is the operation's, 413 beyond its size (counted
+as it streams in, never buffered beyond), 400 unless it is a JSON document; the handler then
+validates the document and names the field at fault.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,9 +38,10 @@ from guichet.apis import DOCUMENTS, load_openapi
 from guichet.apis.context import ApiResponse, CallContext, OperationHandler
 from guichet.catalog.products import PRODUCTS, ApiProduct, Operation
 from guichet.clock import Clock
+from guichet.gateway import faults
 from guichet.gateway.chain import ControlChain
-from guichet.gateway.metrics import CALLS, LATENCY
-from guichet.gateway.problem import problem_response
+from guichet.gateway.metrics import CALLS, JOURNAL_LATENCY, LATENCY, live_workers
+from guichet.gateway.problem import problem_response, reponse_erreur_response
 from guichet.habilitation.models import Environment
 from guichet.journal.service import JournalEntry, JournalWriter
 from guichet.logs import event
@@ -64,6 +72,24 @@ class GatewayDeps:
     client_cert_header: str = "Client-Cert"
     maintenance: bool = False
     maintenance_retry_after: int = 600
+    # Product key → the hour (Europe/Paris) it is closed every day (API FICOBA: 23 h/24).
+    closed_hours: dict[str, int] = field(default_factory=dict)
+
+
+_PARIS = ZoneInfo("Europe/Paris")
+_HEADER_VALUE_LENGTH = 128  # X-Request-ID and the like
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first ``name`` header (lower case) of the raw ASGI headers."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _call_headers(scope: Scope) -> tuple[str | None, str | None]:
@@ -155,9 +181,16 @@ class GatewayCall:
         self.handler = handler
         self._op_name = operation.name if operation else "unknown"
         self._api = product.key if product else None
+        method = operation.method if operation else "GET"
+        self._methods = ("GET", "HEAD") if method == "GET" else (method,)
+        self._allow = ", ".join(self._methods)
+        self._required_headers = tuple(
+            (h, h.lower().encode("latin-1")) for h in (product.required_headers if product else ())
+        )
         # Prometheus children, looked up once per outcome rather than on every call.
         self._calls: dict[str, Any] = {}
         self._latency = LATENCY.labels(deps.environment.value)
+        self._journal_latency = JOURNAL_LATENCY.labels(deps.environment.value)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deps = self.deps
@@ -183,7 +216,13 @@ class GatewayCall:
         except errors.GuichetError as exc:
             outcome = exc.code
             ctx.data_scopes_returned = []
-            answer = problem_response(exc, correlation_id, ctx.path, headers, self._codeapp(exc))
+            answer = self._refusal(exc, ctx, headers)
+        except faults.OUTAGE_ERRORS as exc:
+            # The database (or Redis) failed under the call: 503, logged once per outage.
+            refusal = faults.unavailable(exc)
+            outcome = refusal.code
+            ctx.data_scopes_returned = []
+            answer = self._refusal(refusal, ctx)
         except Exception as exc:
             # Never a stack trace to the caller. The log gets the exception's class and its
             # frames, not its message: a message may quote a row, hence an SPI or a name.
@@ -201,7 +240,7 @@ class GatewayCall:
             )
             outcome = "internal_error"
             ctx.data_scopes_returned = []
-            answer = problem_response(errors.InternalError(), correlation_id, ctx.path)
+            answer = self._refusal(errors.InternalError(), ctx)
         latency = time.perf_counter() - started
         try:
             # The record is committed before a single byte of the answer leaves.
@@ -209,9 +248,14 @@ class GatewayCall:
                 self._journal_entry(ctx, outcome, answer.status_code, latency)
             )
         except errors.JournalUnavailable as exc:
-            event(log, "gateway.journal_unavailable", logging.ERROR, correlation_id=correlation_id)
+            # No data without its record: 503, Retry-After; the outage logged once (issue 13).
+            faults.DATABASE.failed(exc.__cause__ or exc)
+            exc.retry_after = exc.retry_after or faults.RETRY_AFTER
             outcome = exc.code
-            answer = problem_response(exc, correlation_id, ctx.path)
+            answer = self._refusal(exc, ctx)
+        else:
+            faults.DATABASE.answered()
+        self._journal_latency.observe(time.perf_counter() - started - latency)
         self._count(outcome, started)
         if isinstance(answer, _Answer):
             await send(
@@ -224,6 +268,105 @@ class GatewayCall:
             await send({"type": "http.response.body", "body": answer.body})
         else:
             await answer(scope, receive, send)
+
+    def _refusal(
+        self, error: errors.GuichetError, ctx: CallContext, headers: dict[str, str] | None = None
+    ) -> Response:
+        """The refusal in the product's error shape: problem+json, or the provider's
+        ``ReponseErreur`` (under ``erreur`` for a health check)."""
+        if self.product is not None and self.product.error_format == "reponse_erreur":
+            # The health check's unavailability: the provider's ResultatErreurApiSante.
+            health = self.operation is not None and self.operation.health and error.status == 503
+            extra = dict(headers or {})
+            if ctx.request_id is not None:
+                extra["X-Request-ID"] = ctx.request_id
+            return reponse_erreur_response(error, ctx.correlation_id, ctx.now, extra, health=health)
+        return problem_response(error, ctx.correlation_id, ctx.path, headers, self._codeapp(error))
+
+    def _check_open(self, ctx: CallContext) -> None:
+        """A product's daily closed hour (Paris time): 503 until the next hour."""
+        if self.product is None:
+            return
+        hour = self.deps.closed_hours.get(self.product.key)
+        if hour is None:
+            return
+        local = ctx.now.astimezone(_PARIS)
+        if local.hour == hour:
+            raise errors.ServiceClosed(
+                f"{self.product.name} est fermée chaque jour de {hour:02d} h à "
+                f"{(hour + 1) % 24:02d} h (heure de Paris) : service 23 h sur 24.",
+                retry_after=3600 - local.minute * 60 - local.second,
+            )
+
+    def _check_required_headers(self, scope: Scope, ctx: CallContext) -> None:
+        """The product's required headers (API FICOBA: ``X-Request-ID``, echoed back)."""
+        for name, raw in self._required_headers:
+            value = _header(scope, raw)
+            if (
+                value is None
+                or not value.strip()
+                or len(value) > _HEADER_VALUE_LENGTH
+                or not value.isprintable()
+                or not value.isascii()
+            ):
+                raise errors.HeaderMissing(
+                    f"L'en-tête {name} est obligatoire : une chaîne non vide de "
+                    f"{_HEADER_VALUE_LENGTH} caractères au plus.",
+                    field=name,
+                )
+            if raw == b"x-request-id":
+                ctx.request_id = value
+
+    async def _read_body(self, scope: Scope, receive: Receive, operation: Operation) -> Any:
+        """The request's JSON document, read within ``operation.max_body_bytes``."""
+        expected = operation.request_media_type or "application/json"
+        media, _, parameters = (_header(scope, b"content-type") or "").partition(";")
+        charset = next(
+            (
+                v.strip().strip('"').lower()
+                for k, _, v in (p.partition("=") for p in parameters.split(";"))
+                if k.strip().lower() == "charset"
+            ),
+            "utf-8",
+        )
+        if media.strip().lower() != expected or charset not in ("utf-8", "utf8"):
+            raise errors.UnsupportedMediaType(
+                f"Le corps de la requête doit être de type {expected} (encodé en UTF-8)."
+            )
+        limit = operation.max_body_bytes
+        too_large = errors.PayloadTooLarge(f"Le corps de la requête dépasse {limit} octets.")
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise errors.BodyInvalid("Le corps de la requête est incomplet.")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        if not raw.strip():
+            raise errors.BodyInvalid(
+                "Le corps de la requête est vide : un document JSON est attendu."
+            )
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise errors.BodyInvalid(
+                "Le corps de la requête n'est pas un document JSON valide "
+                f"(ligne {exc.lineno}, colonne {exc.colno})."
+            ) from None
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise errors.BodyInvalid(
+                "Le corps de la requête n'est pas un document JSON valide."
+            ) from None
 
     def _codeapp(self, error: errors.GuichetError) -> int | None:
         """The provider's ``codeapp`` for a 403 of this operation (``forbidden_codeapp``),
@@ -254,7 +397,8 @@ class GatewayCall:
             raise errors.Maintenance(
                 "Intervention programmée en cours.", retry_after=deps.maintenance_retry_after
             )
-        presented = edge.client_certificate(scope, deps.trusted_proxies, deps.client_cert_header)
+        self._check_open(ctx)
+        presented = edge.client_certificate(scope, deps.client_cert_header)
         if presented is not None:
             ctx.certificate = presented.certificate
             ctx.cert_thumbprint = presented.thumbprint
@@ -262,12 +406,27 @@ class GatewayCall:
             raise errors.CorrelationIdInvalid(
                 "L'en-tête X-Correlation-ID doit contenir un UUID.", field="X-Correlation-ID"
             )
-        if self.handler is None or self.product is None:
+        if self.handler is None or self.product is None or self.operation is None:
             raise errors.RouteNotFound(f"Aucune ressource {ctx.method} {ctx.path}.")
-        if ctx.method not in ("GET", "HEAD"):
-            raise errors.MethodNotAllowed(f"{ctx.method} n'est pas permis ici ; utilisez GET.")
+        if ctx.method not in self._methods:
+            headers["Allow"] = self._allow
+            raise errors.MethodNotAllowed(
+                f"{ctx.method} n'est pas permis ici ; utilisez {self._methods[0]}."
+            )
+        self._check_required_headers(scope, ctx)
         deps.chain.run(ctx)
-        params = self.handler.parse(Request(scope, receive))
+        body = None
+        try:
+            if self.operation.max_body_bytes > 0:
+                body = await self._read_body(scope, receive, self.operation)
+            params = self.handler.parse(Request(scope, receive), body)
+        except errors.BadRequest:
+            # A search refused on its body is journaled with its type when the path or the
+            # body tells it (API FICOBA's ``search_type_of``).
+            search_type_of = getattr(self.handler, "search_type_of", None)
+            if search_type_of is not None:
+                ctx.search_type = search_type_of(body)
+            raise
         ctx.subject_spi = getattr(params, "spi", None)
         self.handler.authorize(ctx, params)
         assert ctx.habilitation is not None
@@ -288,6 +447,8 @@ class GatewayCall:
             (b"x-correlation-id", ctx.correlation_id.encode("latin-1")),
             (b"cache-control", b"no-store"),
         ]
+        if ctx.request_id is not None:
+            raw_headers.append((b"x-request-id", ctx.request_id.encode("latin-1")))
         if not result.has_content:
             # RFC 9110 §15.3.5 / §8.6: a 204 has no content, hence no Content-Length either.
             return _Answer(result.status, raw_headers, b"")
@@ -302,6 +463,11 @@ class GatewayCall:
         self, ctx: CallContext, outcome: str, status: int, latency: float
     ) -> JournalEntry:
         hab = ctx.habilitation
+        pseudonym = self.deps.master.pseudonym
+        subjects = list(dict.fromkeys(pseudonym(s) for s in ctx.subjects)) or None
+        subject = pseudonym(ctx.subject_spi) if ctx.subject_spi else None
+        if subject is None and subjects:
+            subject = subjects[0]
         return JournalEntry(
             id=_record_ids.next(),
             at=ctx.now,
@@ -314,12 +480,33 @@ class GatewayCall:
             operation=f"{ctx.method} {self._op_name}",
             source_ip=ctx.source_ip,
             cert_thumbprint=ctx.cert_thumbprint,
-            subject=self.deps.master.pseudonym(ctx.subject_spi) if ctx.subject_spi else None,
+            subject=subject,
             data_scopes=list(ctx.data_scopes_returned),
             outcome=outcome,
             http_status=status,
             latency_ms=round(latency * 1000, 3),
+            search_type=ctx.search_type,
+            subjects=subjects,
         )
+
+
+def edge_refusal(error: errors.GuichetError, clock: Clock) -> ASGIApp:
+    """A refusal made at the origin's edge, before the gateway (``connections.BodyLimit``):
+    in the error shape of the product whose path the request is for (problem+json outside
+    them), with the request's correlation id when it sent a valid one."""
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        correlation_id, _ = edge.checked_correlation_id(_call_headers(scope)[0])
+        path = scope.get("path", "")
+        response: Response = problem_response(error, correlation_id, path)
+        for product in PRODUCTS.values():
+            if product.error_format == "reponse_erreur" and path.startswith(
+                product.base_path + "/"
+            ):
+                response = reponse_erreur_response(error, correlation_id, clock.now())
+        await response(scope, receive, send)
+
+    return answer
 
 
 def api_routes(deps: GatewayDeps) -> list[BaseRoute]:
@@ -334,6 +521,9 @@ def api_routes(deps: GatewayDeps) -> list[BaseRoute]:
     return routes
 
 
+HEALTH_TIMEOUT = 2.0  # seconds the health probe waits for the database
+
+
 def health_route(deps: GatewayDeps) -> Route:
     quota = deps.quota
 
@@ -343,18 +533,27 @@ def health_route(deps: GatewayDeps) -> Route:
                 session.execute(text("SELECT 1"))
 
         try:
-            await asyncio.to_thread(ping)
+            # Bounded: a hung database makes the probe fail, not wait.
+            await asyncio.wait_for(asyncio.to_thread(ping), HEALTH_TIMEOUT)
         except Exception:
             return JSONResponse(
-                {"status": "unavailable", "environment": deps.environment.value}, 503
+                {
+                    "status": "unavailable",
+                    "environment": deps.environment.value,
+                    "workers": live_workers(),
+                },
+                503,
+                headers={"Retry-After": str(faults.RETRY_AFTER)},
             )
         return JSONResponse(
             {
                 "status": "ok",
                 "environment": deps.environment.value,
-                # A PING, so a probe sees a Redis outage before any call does; the gateway
-                # keeps serving meanwhile (degraded quotas), hence still 200.
-                "quota": "ok" if await quota.check() and not quota.degraded else "degraded",
+                # The quota's own state (its heartbeat sees Redis every second): no Redis
+                # call here, so a hung Redis never holds a probe. Degraded quotas still
+                # serve (within each worker's share), hence still 200.
+                "quota": "degraded" if quota.degraded else "ok",
+                "workers": live_workers(),
                 "policyGeneration": deps.cache.snapshot.generation,
             }
         )

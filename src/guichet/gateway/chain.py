@@ -75,6 +75,11 @@ class ControlChain:
         # Pinned certificates complete the TLS handshake as themselves (partial chain), so
         # the trust store is checked here, for direct and proxied calls alike (cached).
         self_signed = all(c.certificates[ctx.cert_thumbprint].self_signed for c in candidates)
+        if self_signed and ctx.product is not None and ctx.product.authority_certificate_required:
+            raise errors.CertificateUntrusted(
+                f"{ctx.product.name} exige un certificat client émis par une autorité de "
+                "confiance, jamais autosigné."
+            )
         if (
             self._verifier.configured
             and not self_signed

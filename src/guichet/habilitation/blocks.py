@@ -33,6 +33,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from guichet.catalog.products import (
+    FICOBA_SEARCH_SCOPES,
     FRANCECONNECT_DATA_SCOPES,
     IR_DATA_SCOPES,
     PRODUCTS,
@@ -404,7 +405,7 @@ class Legal(BlockModel):
             errors.append(
                 FieldError("legal.url", "Adresse du texte : indiquez son URL ou joignez-le en PDF.")
             )
-        if ctx.production:
+        if ctx.production and not ctx.form.perimeter.asks_secrecy_derogation:
             self._required(errors, "secrecy_derogation", 500)
         return errors
 
@@ -417,6 +418,9 @@ class Perimeter(BlockModel):
     block: ClassVar[Block] = Block.PERIMETER
     # The scopes the form offers (the checks use the product's, from the catalogue).
     offered: ClassVar[frozenset[str]] = frozenset()
+    # Whether the perimeter asks for the derogation to professional secrecy itself (then the
+    # legal block does not ask for it again in production).
+    asks_secrecy_derogation: ClassVar[bool] = False
 
     # scope → why it is strictly necessary
     data_scopes: dict[str, str] = Field(default_factory=dict)
@@ -438,6 +442,10 @@ class Perimeter(BlockModel):
     def year_scopes_chosen(self) -> list[str]:
         """The revenue years the partner chose (none, for an API without them)."""
         return []
+
+    def granted_scopes(self) -> list[str]:
+        """The data scopes the habilitation grants: those chosen."""
+        return sorted(self.data_scopes)
 
     def check(self, ctx: CheckContext) -> list[FieldError]:
         return self._check_scopes(ctx) + self._check_labels()
@@ -585,8 +593,126 @@ def _franceconnect_scopes(
     return errors
 
 
+# [002 §4] each search type of API FICOBA and the data scope that grants it, one per type
+# (``catalog.products.FICOBA_SEARCH_SCOPES``); their names are the catalogue's
+# (``vocabulary.FICOBA_SEARCH_TYPES``).
+# APIs whose habilitation needs a certificate from a trusted authority [002 §10: C4].
+TRUSTED_CERTIFICATE_APIS: Final = frozenset({"ficoba"})
+MAX_FICOBA_SEARCHES_PER_YEAR: Final = 100_000_000
+
+
+class FicobaPerimeter(Perimeter):
+    """API FICOBA [002]: its legal basis — the derogation to the professional secrecy of
+    article 103 of the LPF that opens the file (article 1649 A of the CGI) to the partner
+    [002 §2.1, §2.2.1, §3.1.1] —, the purpose of each search type asked for [002 §4], the
+    volumes and the agents who will consult it [002 §5.2]. The habilitation grants exactly
+    the search types chosen, each by its data scope (``FICOBA_SEARCH_SCOPES``): the gateway
+    refuses any other type. No consent page, so no labels."""
+
+    offered: ClassVar[frozenset[str]] = frozenset(FICOBA_SEARCH_SCOPES)
+    asks_secrecy_derogation: ClassVar[bool] = True
+
+    # search type → its purpose (why the démarche needs it)
+    search_types: dict[str, str] = Field(default_factory=dict)
+    secrecy_derogation: Annotated[str | None, FormInput(Input.LINE, 500)] = Field(
+        None, title="Texte qui lève pour vous le secret professionnel (article 103 du LPF)"
+    )
+    annual_searches: Number = Field(None, title="Nombre de recherches par an")
+    daily_peak: Number = Field(None, title="Pic de recherches par jour")
+    agents_count: Number = Field(None, title="Nombre d'agents habilités à consulter FICOBA")
+    agents_description: Text = Field(
+        None, title="Agents concernés : services, fonctions et habilitation individuelle"
+    )
+
+    @classmethod
+    def from_form(cls, form: FormReader, prefix: str = "") -> Self:
+        chosen = [t for t in FICOBA_SEARCH_SCOPES if t in form.values("search_types")]
+        purposes = {t: form.text(f"purpose_{t}", 5000, multiline=True).strip() for t in chosen}
+        values = {
+            name: spec.read(form, f"{prefix}{name}")
+            for name, info in cls.model_fields.items()
+            for spec in info.metadata
+            if isinstance(spec, FormInput)
+        }
+        return cls.model_validate({"search_types": purposes, **values})
+
+    def granted_scopes(self) -> list[str]:
+        return sorted(
+            FICOBA_SEARCH_SCOPES[t] for t in self.search_types if t in FICOBA_SEARCH_SCOPES
+        )
+
+    def check(self, ctx: CheckContext) -> list[FieldError]:
+        errors: list[FieldError] = []
+        if not self.search_types:
+            errors.append(
+                FieldError(
+                    "perimeter.search_types",
+                    "Types de recherche : choisissez au moins celui dont la démarche a besoin.",
+                )
+            )
+        for kind, purpose in sorted(self.search_types.items()):
+            if kind not in FICOBA_SEARCH_SCOPES:
+                errors.append(
+                    FieldError(f"perimeter.search_types.{kind}", "Type de recherche inconnu.")
+                )
+            elif not purpose.strip():
+                errors.append(
+                    FieldError(
+                        f"perimeter.search_types.{kind}",
+                        "Finalité : dites pourquoi la démarche a besoin de ce type de recherche.",
+                    )
+                )
+            elif len(purpose.strip()) > 5000:
+                errors.append(
+                    FieldError(
+                        f"perimeter.search_types.{kind}", "Finalité : 5000 caractères au plus."
+                    )
+                )
+        if self.data_scopes or self.labels:
+            errors.append(
+                FieldError(
+                    "perimeter.data_scopes", "L'API FICOBA se demande par type de recherche."
+                )
+            )
+        self._required(errors, "secrecy_derogation", 500)
+        annual, daily = _int(self.annual_searches), _int(self.daily_peak)
+        if annual is None or not 1 <= annual <= MAX_FICOBA_SEARCHES_PER_YEAR:
+            errors.append(
+                FieldError(
+                    "perimeter.annual_searches",
+                    "Nombre de recherches par an : un nombre entier positif.",
+                )
+            )
+        if daily is None or daily < 1:
+            errors.append(
+                FieldError(
+                    "perimeter.daily_peak", "Pic de recherches par jour : un nombre entier positif."
+                )
+            )
+        elif annual is not None and daily > annual:
+            errors.append(
+                FieldError(
+                    "perimeter.daily_peak",
+                    "Pic de recherches par jour : pas plus que le nombre de recherches par an.",
+                )
+            )
+        agents = _int(self.agents_count)
+        if agents is None or agents < 1:
+            errors.append(
+                FieldError(
+                    "perimeter.agents_count",
+                    "Nombre d'agents habilités : un nombre entier positif.",
+                )
+            )
+        self._required(errors, "agents_description", 5000)
+        return errors
+
+
 # Each API's perimeter; an API not listed uses Impôt Particulier's (the first form).
-PERIMETERS: Final[dict[str, type[Perimeter]]] = {"impot_particulier": ImpotParticulierPerimeter}
+PERIMETERS: Final[dict[str, type[Perimeter]]] = {
+    "impot_particulier": ImpotParticulierPerimeter,
+    "ficoba": FicobaPerimeter,
+}
 
 
 class Recipients(BlockModel):
@@ -741,6 +867,8 @@ class CertificateFacts(BaseModel):
     not_before: str
     not_after: str
     self_signed: bool
+    # Whether it chains to the gateways' trust store (RFC 5280), when one was configured.
+    trusted: bool | None = None
 
 
 class Technical(BlockModel):
@@ -840,7 +968,9 @@ class Technical(BlockModel):
                     "Certificat client : hors de sa période de validité.",
                 )
             )
-        if info.self_signed and ctx.production:
+        if ctx.api in TRUSTED_CERTIFICATE_APIS:
+            errors += self._check_trusted_authority(ctx, info.self_signed)
+        elif info.self_signed and ctx.production:
             errors.append(
                 FieldError(
                     "technical.certificate_pem",
@@ -849,6 +979,25 @@ class Technical(BlockModel):
                 )
             )
         return errors
+
+    def _check_trusted_authority(self, ctx: CheckContext, self_signed: bool) -> list[FieldError]:
+        """[002 §10, SPEC §7.2] DICP C4: the certificate is issued by a trusted authority,
+        never self-signed, in every environment. Whether it chains to the trust store is
+        computed on save (``certificate.trusted``)."""
+        name = PRODUCTS[ctx.api].name if ctx.api in PRODUCTS else ctx.api
+        if self_signed:
+            message = (
+                f"Certificat client : un certificat autosigné n'est pas accepté pour l'{name}. "
+                "Fournissez un certificat délivré par une autorité de certification reconnue."
+            )
+        elif self.certificate is None or self.certificate.trusted is not True:
+            message = (
+                f"Certificat client : pour l'{name}, le certificat doit être délivré par une "
+                "autorité de certification reconnue par le guichet ; celui-ci ne l'est pas."
+            )
+        else:
+            return []
+        return [FieldError("technical.certificate_pem", message)]
 
     def _check_federation(self, ctx: CheckContext) -> list[FieldError]:
         errors: list[FieldError] = []

@@ -18,8 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.fr import siret as stdnum_siret
 
-from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
+from guichet.catalog.products import PRODUCTS, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
 from guichet.db.models import bump_generation
+from guichet.habilitation.blocks import TRUSTED_CERTIFICATE_APIS
 from guichet.habilitation.models import (
     AccessMode,
     Certificate,
@@ -97,7 +98,8 @@ class HabilitationSpec:
         modes = {m.value for m in AccessMode}
         if bad := [m for m in self.access_modes if m not in modes]:
             raise HabilitationError(f"Mode d'accès inconnu : {', '.join(bad)}.")
-        if bad := [s for s in self.data_scopes if s not in IR_DATA_SCOPES]:
+        known = frozenset().union(*(PRODUCTS[a].data_scopes for a in self.apis))
+        if bad := [s for s in self.data_scopes if s not in known]:
             raise HabilitationError(f"Périmètre de données inconnu : {', '.join(bad)}.")
         years = set(YEAR_SCOPES) | {YEAR_FALLBACK_SCOPE}
         if bad := [y for y in self.year_scopes if y not in years]:
@@ -111,6 +113,14 @@ class HabilitationSpec:
                 raise HabilitationError(f"Adresse IP ou plage CIDR invalide : {cidr!r}.") from None
         if not self.certificates_pem:
             raise HabilitationError("Déclarez au moins un certificat client.")
+        if TRUSTED_CERTIFICATE_APIS & set(self.apis) and any(
+            _self_signed(pem) for pem in self.certificates_pem
+        ):
+            # [002 §10] C4: the request's checks refuse it first; never granted regardless.
+            raise HabilitationError(
+                "Un certificat autosigné n'est pas accepté pour l'API FICOBA : fournissez un "
+                "certificat délivré par une autorité de certification reconnue."
+            )
         for api, quota in (self.quotas or {}).items():
             if api not in self.apis or not (1 <= int(quota) <= 100_000):
                 raise HabilitationError(f"Quota invalide pour {api!r} : {quota!r}.")
@@ -125,6 +135,13 @@ class HabilitationSpec:
                 )
         if self.valid_until and self.valid_from and self.valid_until <= self.valid_from:
             raise HabilitationError("La date de fin doit suivre la date de début.")
+
+
+def _self_signed(pem: str) -> bool:
+    try:
+        return certificate_info(pem).self_signed
+    except ValueError:
+        return False  # unreadable: refused where the certificate is added
 
 
 def create_habilitation(

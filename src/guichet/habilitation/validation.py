@@ -87,6 +87,26 @@ TERMS_OF_USE: Final = {
             "motivé avec un préavis de deux mois, sauf problème de sécurité."
         ),
     ),
+    "ficoba": TermsOfUse(
+        api="ficoba",
+        version="ficoba-2025-11",
+        title="Conditions générales d'utilisation de l'API FICOBA",
+        text=(
+            "Le consommateur de l'API s'engage à ne traiter les données bancaires que pour la "
+            "seule finalité déclarée et dans la limite des types de recherche habilités ; à "
+            "n'en réserver l'accès qu'aux agents des services compétents ou personnels "
+            "habilités, dont les services sont déclarés dans la demande ; à stocker les données "
+            "restituées dans un silo sécurisé garantissant leur intégrité et à tracer les accès "
+            "de ses utilisateurs ; à ne pas conserver les identifiants au-delà du temps "
+            "nécessaire au traitement de la demande, sauf cadre juridique l'y autorisant ; à "
+            "s'authentifier par un certificat client délivré par une autorité de certification "
+            "reconnue (sensibilité C4) ; à informer par écrit et sans délai le producteur de "
+            "tout événement de sécurité. Le quota est de 200 appels par minute ; le service "
+            "est ouvert 23 heures sur 24, 7 jours sur 7. Le producteur peut suspendre le "
+            "service sans préavis pour maintenance ou sécurité. Les données saisies dans la "
+            "demande validée et l'acceptation des présentes conditions valent convention."
+        ),
+    ),
 }
 
 

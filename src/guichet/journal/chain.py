@@ -11,10 +11,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.journal.entry import GENESIS_HASH
-from guichet.journal.models import JournalHead, JournalRecord
+from guichet.journal.models import JournalHead, JournalRecord, JournalSubject
 
 HEAD_ID = 1
 record_table: Table = JournalRecord.__table__  # type: ignore[assignment]
+subject_table: Table = JournalSubject.__table__  # type: ignore[assignment]
 head_table: Table = JournalHead.__table__  # type: ignore[assignment]
 
 

@@ -22,6 +22,12 @@ integer, ``null`` or an array of strings, so no floating-point formatting is inv
   changes its hash).
 
 The first record's ``prev_hash`` is ``GENESIS_HASH`` (64 zeros).
+
+Two later columns (issue 14, API FICOBA's searches) are hashed **only when set**, so every
+record written before them keeps its hash: ``search_type`` (a string) and ``subjects`` (an
+array of strings: the keyed pseudonyms of each person — SPI — or company — SIREN — the
+answer is about; ``subject`` then holds the first). A record without them has neither key
+in its canonical JSON; clearing one on a record that had it changes the hash.
 """
 
 from __future__ import annotations
@@ -49,7 +55,10 @@ _MAX_LENGTH = {
     "cert_thumbprint": 64,
     "subject": 64,
     "outcome": 64,
+    "search_type": 64,
 }
+# Hashed only when not null (see the module docstring).
+OPTIONAL_FIELDS: tuple[str, ...] = ("search_type", "subjects")
 
 
 def format_at(value: dt.datetime) -> str:
@@ -65,7 +74,8 @@ class JournalEntry:
     """One exchange, success or refusal, as the gateway reports it (before chaining).
 
     ``subject`` is already a pseudonym (``MasterSecret.pseudonym(spi)``), never an SPI;
-    ``outcome`` is ``"ok"`` or the refusal's stable error code.
+    ``outcome`` is ``"ok"`` or the refusal's stable error code. ``subjects`` (pseudonyms
+    too) and ``search_type`` are set by searches about several persons (API FICOBA).
     """
 
     id: uuid.UUID
@@ -84,6 +94,8 @@ class JournalEntry:
     outcome: str
     http_status: int
     latency_ms: float
+    search_type: str | None = None
+    subjects: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -103,6 +115,11 @@ class JournalEntry:
         if not all(isinstance(s, str) for s in self.data_scopes):
             raise ValueError("JournalEntry.data_scopes must be strings")
         object.__setattr__(self, "data_scopes", [str.__str__(s) for s in self.data_scopes])
+        if self.subjects is not None:
+            if not all(isinstance(s, str) and len(s) <= 64 for s in self.subjects):
+                raise ValueError("JournalEntry.subjects must be pseudonyms (strings)")
+            subjects = [str.__str__(s) for s in self.subjects]
+            object.__setattr__(self, "subjects", subjects or None)
         object.__setattr__(self, "http_status", int(self.http_status))
         if not math.isfinite(self.latency_ms) or self.latency_ms < 0:
             raise ValueError("JournalEntry.latency_ms must be a finite, non-negative number")
@@ -165,6 +182,7 @@ _CANONICAL = {
         "at": _at,
         "latency_ms": _latency,
         "data_scopes": _scopes,
+        "subjects": _scopes,
     }.get(name, _text)
     for name in sorted(HASHED_FIELDS)
 }
@@ -174,7 +192,11 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def canonical_form(record: Mapping[str, Any]) -> bytes:
     """RFC 8785 serialisation of a record's hashed fields (see the module docstring)."""
     # _CANONICAL is in key order, so the dict serialises with its keys sorted.
-    obj = {name: convert(record.get(name)) for name, convert in _CANONICAL.items()}
+    obj = {
+        name: convert(record.get(name))
+        for name, convert in _CANONICAL.items()
+        if name not in OPTIONAL_FIELDS or record.get(name) is not None
+    }
     return _encode(obj).encode("utf-8", "surrogatepass")
 
 

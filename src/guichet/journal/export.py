@@ -1,4 +1,5 @@
-"""Writes journal records for an investigation, filtered by time, partner and subject."""
+"""Writes journal records for an investigation, filtered by time, environment, partner and
+subject."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import csv
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from enum import StrEnum
 from typing import Any, TextIO
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import ColumnElement, Connection, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from guichet.journal.chain import engine_of, record_table
+from guichet.journal.chain import engine_of, record_table, subject_table
 from guichet.journal.entry import format_at
 from guichet.spreadsheet import spreadsheet_cell
 
@@ -32,6 +33,8 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "source_ip",
     "cert_thumbprint",
     "subject",
+    "search_type",
+    "subjects",
     "data_scopes",
     "outcome",
     "http_status",
@@ -54,15 +57,17 @@ def export(
     *,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
-    partner_id: uuid.UUID | None = None,
+    partner_id: uuid.UUID | Collection[uuid.UUID] | None = None,
     subject: str | None = None,
+    environment: str | None = None,
     fmt: ExportFormat | str = ExportFormat.JSONL,
     batch_size: int = 1000,
 ) -> int:
     """Write the matching records in ``seq`` order to ``out``; return how many.
 
     ``start`` is inclusive and ``end`` exclusive (both on ``at``, timezone-aware);
-    ``subject`` is the pseudonym, never an SPI. JSON Lines: one object per record, keys in
+    ``partner_id`` one organisation or several; ``subject`` is the pseudonym, never an SPI;
+    ``environment`` ``sandbox`` or ``production``. JSON Lines: one object per record, keys in
     ``EXPORT_COLUMNS`` order. CSV: a header row, then one row per record; ``data_scopes``
     space-separated, absent values empty, and a cell a spreadsheet would take for a formula
     prefixed with ``'`` (``guichet.spreadsheet``).
@@ -73,10 +78,20 @@ def export(
         where.append(record_table.c.at >= start)
     if end is not None:
         where.append(record_table.c.at < end)
-    if partner_id is not None:
+    if isinstance(partner_id, uuid.UUID):
         where.append(record_table.c.partner_id == partner_id)
+    elif partner_id is not None:
+        where.append(record_table.c.partner_id.in_(list(partner_id)))
+    if environment is not None:
+        where.append(record_table.c.environment == environment)
     if subject is not None:
-        where.append(record_table.c.subject == subject)
+        # Its ``subject``, or one of a search's ``subjects`` (issue 14).
+        where.append(
+            or_(
+                record_table.c.subject == subject,
+                _seq.in_(select(subject_table.c.seq).where(subject_table.c.subject == subject)),
+            )
+        )
     writer = csv.writer(out) if fmt is ExportFormat.CSV else None
     if writer is not None:
         writer.writerow(EXPORT_COLUMNS)

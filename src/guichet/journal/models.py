@@ -39,6 +39,22 @@ class JournalRecord(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Searches about several persons or companies (API FICOBA, issue 14): the search type,
+    # and every subject's pseudonym (``subject`` holds the first). Null on other records,
+    # and then outside the hash (``journal.entry``), so older records verify unchanged.
+    search_type: Mapped[str | None] = mapped_column(String(64))
+    subjects: Mapped[list[str] | None]
+
+
+class JournalSubject(Base):
+    """Which records are about a subject (a pseudonym of ``JournalRecord.subjects``): the
+    index "who read my data" and investigations look subjects up by. Derived from the
+    hashed ``subjects``, written in the same transaction, purged with its record."""
+
+    __tablename__ = "journal_subject"
+
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
 
 
 class JournalHead(Base):

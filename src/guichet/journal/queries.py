@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Row, desc, func, select
+from sqlalchemy import ColumnElement, Row, desc, func, or_, select
 from sqlalchemy.orm import Session
 
-from guichet.journal.models import JournalRecord
+from guichet.journal.models import JournalRecord, JournalSubject
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +24,19 @@ class RecordPage:
     total: int
 
 
+def about(subject: str) -> ColumnElement[bool]:
+    """The records about this pseudonym: their ``subject``, or one of their ``subjects``
+    (a search about several persons, through ``journal_subject``)."""
+    return or_(
+        JournalRecord.subject == subject,
+        JournalRecord.seq.in_(select(JournalSubject.seq).where(JournalSubject.subject == subject)),
+    )
+
+
 def records_about(session: Session, subject: str) -> Sequence[JournalRecord]:
-    """Every record whose ``subject`` is this pseudonym, newest first."""
+    """Every record about this pseudonym (``about``), newest first."""
     return session.scalars(
-        select(JournalRecord)
-        .where(JournalRecord.subject == subject)
-        .order_by(JournalRecord.seq.desc())
+        select(JournalRecord).where(about(subject)).order_by(JournalRecord.seq.desc())
     ).all()
 
 
@@ -37,16 +44,13 @@ def page_about(session: Session, subject: str, page: int, page_size: int) -> Rec
     """The records about ``subject``, ``page_size`` a page, newest first; a page number out of
     range shows the nearest page (there is always one, empty when there is no record)."""
     total = int(
-        session.scalar(
-            select(func.count()).select_from(JournalRecord).where(JournalRecord.subject == subject)
-        )
-        or 0
+        session.scalar(select(func.count()).select_from(JournalRecord).where(about(subject))) or 0
     )
     pages = max(1, -(-total // page_size))
     page = min(max(1, page), pages)
     records = session.scalars(
         select(JournalRecord)
-        .where(JournalRecord.subject == subject)
+        .where(about(subject))
         .order_by(JournalRecord.seq.desc())
         .limit(page_size)
         .offset((page - 1) * page_size)

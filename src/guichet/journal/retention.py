@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from guichet.journal.chain import engine_of, locked_chain, record_table, set_head
+from guichet.journal.chain import engine_of, locked_chain, record_table, set_head, subject_table
 from guichet.logs import event
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ def purge(
             if last is None:
                 break
             result = conn.execute(delete(record_table).where(_seq <= last.seq))
+            conn.execute(delete(subject_table).where(subject_table.c.seq <= last.seq))
             set_head(conn, anchor_seq=last.seq, anchor_hash=last.hash)
             deleted += result.rowcount
     event(log, "journal:purge:done", records=deleted, cutoff=cutoff.isoformat())

@@ -28,11 +28,13 @@ from guichet.journal.chain import (
     locked_transaction,
     record_table,
     set_head,
+    subject_table,
 )
 from guichet.journal.entry import JournalEntry, record_hash
-from guichet.logs import event
+from guichet.logs import Outage
 
 log = logging.getLogger(__name__)
+_OUTAGE = Outage(log, "journal:write:failed", "journal:write:recovered")
 
 # Seconds a batch waits for more records under load. Measured on the gateway benchmark
 # (2 cores, SQLite): 2–3 ms gave 20–40 % more calls per second than none, at a lower p50.
@@ -261,6 +263,7 @@ class JournalWriter:
         except Exception as exc:
             self._fail(batch, exc)
         else:
+            _OUTAGE.recovered()
             _settle(batch, None)
 
     def _fail(self, batch: list[_Pending], exc: Exception) -> None:
@@ -302,6 +305,7 @@ class JournalWriter:
                     head = cursor.execute(sql.read_head, sql.read_head_params).fetchone()
                 seq, prev = head[0], head[1]
                 rows: list[tuple[Any, ...]] = []
+                subjects: list[tuple[str, int]] = []
                 for entry in entries:
                     seq += 1
                     row = entry.values()
@@ -309,7 +313,12 @@ class JournalWriter:
                     row["prev_hash"] = prev
                     row["hash"] = prev = record_hash(row)
                     rows.append(sql.params(row))
+                    subjects += [(s, seq) for s in entry.subjects or ()]
                 sql.insert_all(cursor, rows)
+                if subjects:
+                    cursor.executemany(
+                        "INSERT INTO journal_subject (subject, seq) VALUES (?, ?)", subjects
+                    )
                 cursor.execute(sql.move_head, sql.move_head_params(seq, prev))
             finally:
                 cursor.close()
@@ -318,12 +327,16 @@ class JournalWriter:
     def _chain(self, conn: Connection, head: Head, entries: list[JournalEntry]) -> None:
         seq, prev = head.seq, head.hash
         rows: list[dict[str, Any]] = []
+        subjects: list[dict[str, Any]] = []
         for entry in entries:
             seq += 1
             row = {**entry.values(), "seq": seq, "prev_hash": prev}
             row["hash"] = prev = record_hash(row)
             rows.append(row)
+            subjects += [{"subject": s, "seq": seq} for s in entry.subjects or ()]
         conn.execute(insert(record_table), rows)
+        if subjects:
+            conn.execute(insert(subject_table), subjects)
         set_head(conn, seq=seq, hash=prev)
         self._count(len(entries))
 
@@ -358,16 +371,10 @@ class JournalWriter:
 
     @staticmethod
     def _log_failure(exc: Exception, size: int) -> None:
-        # The exception's text may quote row values: log its class only.
+        # The exception's text may quote row values: log its class only; and once per
+        # outage, with the records refused meanwhile when it ends (issue 13).
         cause = getattr(exc, "orig", None)
-        event(
-            log,
-            "journal:write:failed",
-            logging.ERROR,
-            error=type(exc).__name__,
-            cause=type(cause).__name__ if cause is not None else "",
-            records=size,
-        )
+        _OUTAGE.failed(exc, size, cause=type(cause).__name__ if cause is not None else "")
 
 
 def _variable_limit(conn: Connection) -> int:

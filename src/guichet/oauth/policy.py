@@ -34,6 +34,7 @@ from guichet.habilitation.models import (
     HabilitationFederationClient,
     HabilitationStatus,
 )
+from guichet.logs import Outage
 from guichet.oauth.models import Client, RevokedToken, SigningKey
 
 log = logging.getLogger(__name__)
@@ -235,10 +236,15 @@ class PolicyCache:
         return False
 
     async def poll(self, interval: float) -> None:
-        """Run forever in each worker; never lets a database hiccup kill the loop."""
+        """Run forever in each worker; never lets a database hiccup kill the loop. An
+        outage is logged when it starts and when it ends (with the polls that failed), not
+        at each poll (issue 13)."""
+        outage = Outage(log, "policy_cache.refresh_failed", "policy_cache.refresh_recovered")
         while True:
             await asyncio.sleep(interval)
             try:
                 await asyncio.to_thread(self.refresh_if_stale)
-            except Exception:
-                log.exception("policy_cache.refresh_failed")
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.recovered()

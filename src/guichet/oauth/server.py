@@ -634,7 +634,7 @@ def token_routes(deps: OAuthDeps) -> list[BaseRoute]:
     async def read(request: Request, correlation_id: str) -> _Request | Response:
         try:
             certificate = client_certificate(
-                cast(dict[str, Any], request.scope), deps.trusted_proxies, deps.client_cert_header
+                cast(dict[str, Any], request.scope), deps.client_cert_header
             )
         except GuichetError:
             return server.handle_error_response(
@@ -702,7 +702,7 @@ def token_routes(deps: OAuthDeps) -> list[BaseRoute]:
             outcome = "invalid_request"
         scope = cast(dict[str, Any], request.scope)
         try:
-            presented = client_certificate(scope, deps.trusted_proxies, deps.client_cert_header)
+            presented = client_certificate(scope, deps.client_cert_header)
         except GuichetError:
             presented = None
         entry = JournalEntry(

@@ -7,7 +7,6 @@ Routes parse the form, call ``AccountService`` and map its answer to a page (STY
 from __future__ import annotations
 
 import re
-import uuid
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -17,10 +16,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from guichet.accounts.errors import AccountTokenInvalid, EmailNotVerified, FormInvalid, SignInFailed
-from guichet.accounts.models import PARTNER_ROLE_LABELS, PROVIDER_ROLE_LABELS, ProviderRole
+from guichet.accounts.models import PARTNER_ROLE_LABELS
 from guichet.accounts.service import SignUpForm
 from guichet.accounts.sessions import SessionData
-from guichet.portal import organisation
+from guichet.portal import organisation, second_factor
 from guichet.portal.home import role_home
 from guichet.portal.requests.pages import in_transaction
 from guichet.portal.throttle import Action, hashing, throttle
@@ -91,6 +90,10 @@ async def verify_email(request: Request) -> Response:
 
 
 async def sign_in_page(request: Request) -> Response:
+    session = await current_session(request)
+    if session is not None and session.pending_user_id is not None:
+        # The password was right: the second factor comes next, nothing else.
+        return redirect(request, second_factor.VERIFY)
     notice = "reset" if request.query_params.get("reinitialise") else None
     return await render(
         request,
@@ -122,28 +125,21 @@ async def sign_in(request: Request, form: FormData, session: SessionData) -> Res
             notice=None,
             suite=suite,
         )
+    # Staff and members of a FICOBA organisation give a second factor first (issue 14, C4):
+    # until then their session is pending, signed in nowhere.
+    if second := await second_factor.after_password(request, session, signed_in.user_id, suite):
+        return redirect(request, second)
     # A new session id and CSRF token once signed in (no session fixation).
     new = await run_in_threadpool(d.sessions.sign_in, session, signed_in.user_id, signed_in.method)
     use_session(request, new)
-    return redirect(request, suite or await _home_of(request, signed_in.user_id))
-
-
-async def _home_of(request: Request, user_id: uuid.UUID) -> str:
-    """Where a person lands after signing in: an instructor on the queue, anyone else on
-    their account page (which shows their next step)."""
-    account = await run_in_threadpool(deps(request).accounts.account, user_id)
-    if account is not None and PROVIDER_ROLE_LABELS[ProviderRole.INSTRUCTOR] in (
-        account.provider_roles
-    ):
-        return "/instruction"
-    return "/mon-compte"
+    return redirect(request, suite or await second_factor.home_of(request, signed_in.user_id))
 
 
 @csrf_protected
 async def sign_out(request: Request, _: FormData, session: SessionData) -> Response:
     await run_in_threadpool(deps(request).sessions.destroy, session.token)
     use_session(request, None)
-    return redirect(request, "/")
+    return redirect(request, "/", notice="signed_out")
 
 
 async def forgot_page(request: Request) -> Response:
@@ -241,4 +237,5 @@ ROUTES = [
     Route("/mot-de-passe/nouveau", reset, methods=["POST"]),
     Route("/mon-compte", my_account, methods=["GET"]),
     *organisation.ROUTES,
+    *second_factor.ROUTES,
 ]

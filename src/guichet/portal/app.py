@@ -32,13 +32,14 @@ from starlette.staticfiles import StaticFiles
 
 import guichet
 from guichet.accounts.passwords import Passwords
+from guichet.accounts.second_factor import SecondFactors
 from guichet.accounts.service import AccountService
 from guichet.accounts.sessions import SessionStore
 from guichet.catalog import vocabulary
 from guichet.logs import event
 from guichet.mail import Mailer, build_mailer
 from guichet.mail.outbox import Outbox
-from guichet.portal import accounts, citizen, instruction, outbox, requests
+from guichet.portal import accounts, citizen, instruction, outbox, requests, staff_accounts
 from guichet.portal.citizen import CitizenSpace
 from guichet.portal.errors import EXCEPTION_HANDLERS
 from guichet.portal.origin import (
@@ -216,6 +217,7 @@ def build_portal_app(
             *citizen.ROUTES,
             *requests.ROUTES,
             *instruction.ROUTES,
+            *staff_accounts.ROUTES,
             *outbox.ROUTES,
             Route("/metrics", metrics),
             Route("/healthz", healthz),
@@ -231,6 +233,15 @@ def build_portal_app(
     )
     app.state.deps = portal_deps
     app.state.throttle = Throttle(quota, settings)
+    # The second factor of staff and FICOBA organisations' members (issue 14, C4).
+    app.state.second_factors = SecondFactors(
+        runtime.session_factory,
+        runtime.clock,
+        runtime.master,
+        settings.resolved_portal_url,
+        accounts_service.passwords,
+        mailer,
+    )
     app.state.habilitations = HabilitationPortal.from_runtime(runtime, mailer)
     # The citizen's space reaches the federation over HTTP; tests pass one on an in-process
     # transport (``CitizenSpace.from_runtime(runtime, transport=…)``).

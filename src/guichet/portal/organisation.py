@@ -28,6 +28,7 @@ from guichet.accounts.organisations import OrganisationService
 from guichet.accounts.service import PASSWORD_METHOD
 from guichet.accounts.sessions import SessionData
 from guichet.errors import GuichetError
+from guichet.portal import second_factor
 from guichet.portal.throttle import hashing
 from guichet.portal.web import (
     csrf_protected,
@@ -217,6 +218,10 @@ async def join_with_new_account(request: Request, form: FormData, session: Sessi
         return await _invitation_page(request, token, 400, exc.errors, display_name)
     except InvitationInvalid:
         return await _invitation_page(request, token)
+    # Joining an organisation holding a FICOBA habilitation: a second factor is enrolled
+    # before anything else (issue 14, C4).
+    if second := await second_factor.after_password(request, session, user_id):
+        return redirect(request, second)
     # A new session id and CSRF token once signed in (no session fixation).
     new = await run_in_threadpool(d.sessions.sign_in, session, user_id, PASSWORD_METHOD)
     use_session(request, new)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from guichet.edge import client_ip, is_trusted_proxy
+from guichet.edge import client_ip, is_trusted_proxy, on_proxy_channel
 from guichet.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -112,11 +112,12 @@ def _peer(scope: Scope) -> str:
 
 def request_is_https(scope: Scope, settings: Settings) -> bool:
     """The browser reached the portal over HTTPS: TLS ended here, the public origin is
-    ``https://`` (a TLS proxy in front), or a trusted proxy (``GUICHET_TRUSTED_PROXIES``)
-    says so in ``X-Forwarded-Proto`` — from anyone else that header is ignored."""
+    ``https://`` (a TLS proxy in front), or the proxy says so in ``X-Forwarded-Proto`` — on
+    its Unix socket or from ``GUICHET_TRUSTED_PROXIES``; from anyone else that header is
+    ignored."""
     if scope.get("scheme") == "https" or settings.resolved_portal_url.startswith("https://"):
         return True
-    if not is_trusted_proxy(_peer(scope), settings.trusted_proxies):
+    if not (on_proxy_channel(scope) or is_trusted_proxy(_peer(scope), settings.trusted_proxies)):
         return False
     # The first value is the client-facing hop's, when proxies append theirs.
     return _header(scope, b"x-forwarded-proto").split(",")[0].strip().lower() == "https"

@@ -50,11 +50,14 @@ class TooManyAttempts(GuichetError):
 class Action(StrEnum):
     SIGN_IN = "sign_in"
     PASSWORD_RESET = "password_reset"  # noqa: S105 (a name, not a password)
+    # The second factor (issue 14, C4): a code, a key's answer or a recovery code.
+    SECOND_FACTOR = "second_factor"
 
 
 _WORDS = {
     Action.SIGN_IN: "de connexion",
     Action.PASSWORD_RESET: "de réinitialisation du mot de passe",
+    Action.SECOND_FACTOR: "de second facteur",
 }
 
 
@@ -77,12 +80,18 @@ class Throttle:
             Action.PASSWORD_RESET: Limits(
                 settings.password_resets_per_address, settings.password_resets_per_account
             ),
+            # Six digits are guessed a million times slower than they are typed: the same
+            # limits as the password, counted apart, per address and per account.
+            Action.SECOND_FACTOR: Limits(
+                settings.sign_in_attempts_per_address, settings.sign_in_attempts_per_account
+            ),
         }
         self.slots = HashingSlots(settings.password_hashing_slots)
 
     async def check(self, request: Request, action: Action, account: str | None) -> None:
         """Count this attempt; raise ``TooManyAttempts`` when the address or the account
-        named (an email address, any case) went past its limit in the window."""
+        named (an email address, any case, or an account id) went past its limit in the
+        window."""
         limits = self.limits[action]
         # Behind a trusted proxy, the client it relays; otherwise the TCP peer.
         address = client_ip(request.scope, self.trusted_proxies)

@@ -67,6 +67,7 @@ TEMPLATES.globals["vocabulary"] = vocabulary
 NOTICE_COOKIE = "guichet_notice"
 NOTICES: dict[str, str] = {
     "block_saved": "Bloc enregistré.",
+    "step_saved": "Étape enregistrée dans votre brouillon.",
     "terms_accepted": "Conditions générales d'utilisation acceptées.",
     "submitted": "Demande soumise : l'instruction vous répondra sur ce portail et par courriel.",
     "contact_link_sent": "Lien de confirmation renvoyé.",
@@ -85,6 +86,14 @@ NOTICES: dict[str, str] = {
     "action_resume": "Habilitation rétablie.",
     "action_notice": "Résiliation avec préavis de deux mois enregistrée.",
     "action_terminate": "Habilitation résiliée immédiatement.",
+    "second_factor_added": "Second facteur ajouté.",
+    "second_factor_removed": "Second facteur retiré.",
+    "staff_disable": "Compte désactivé : ses sessions sont fermées.",
+    "staff_enable": "Compte réactivé.",
+    "staff_remove": "Compte d'agent retiré.",
+    "signed_out": "Vous êtes déconnecté.",
+    "second_factors_reset": "Second facteur réinitialisé : les sessions du compte sont "
+    "fermées et la personne a été prévenue par courriel.",
 }
 
 

@@ -17,7 +17,9 @@ What the provider's FICOBA searches answer, and so what these tables hold:
 - **holdings** (``ficoba_detention``): who holds what, in which capacity (``QUALITES``:
   holder, co-holder, proxy, beneficial owner, heir, legal representative), a person of
   either kind on each row;
-- **the names' vocabulary** (``ficoba_nom``): every natural person's name key once.
+- **the names' vocabulary** (``ficoba_nom``): every natural person's name key once;
+- **the designations' vocabulary** (``ficoba_designation``): every legal person's
+  designation key (raison sociale, enseigne) once, kept by triggers on the establishments.
 
 Searches compare names through **keys** the writer computes (``person_key``, ``words_key``,
 ``designation_key``, ``phonetic_key``): upper case, no accents, separators normalised, so
@@ -38,7 +40,7 @@ import datetime as dt
 import functools
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
@@ -51,6 +53,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     event,
 )
 from sqlalchemy.engine import Connection
@@ -350,6 +353,21 @@ class FicobaNom(Base):
     phon: Mapped[str] = mapped_column(String(100))  # phonetic_key
 
 
+class FicobaDesignation(Base):
+    """The vocabulary of the legal persons' designations (raison sociale and enseigne
+    keys) of a store, each key once: a designation search finds the similar keys here
+    (trigrams, PostgreSQL), a few among every designation of the file, then the
+    establishments through ``ix_ficoba_pm_raison_sociale`` / ``ix_ficoba_pm_enseigne``.
+    Kept by the database itself (``DESIGNATION_TRIGGERS``: every insert or update of an
+    establishment adds its keys), so every writer — sandbox, import, ``COPY`` — fills it."""
+
+    __tablename__ = "ficoba_designation"
+    __table_args__ = (_trigram("ix_ficoba_designation_trgm", "cle"),)
+
+    store: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cle: Mapped[str] = mapped_column(String(200), primary_key=True)  # designation_key
+
+
 class FicobaPersonneMorale(_Adresse, Base):
     """A legal person's establishment (one row per SIRET) with the keys searches compare."""
 
@@ -359,6 +377,17 @@ class FicobaPersonneMorale(_Adresse, Base):
         Index("ix_ficoba_pm_siret", "store", "siret", unique=True),
         _trigram("ix_ficoba_pm_raison_sociale_trgm", "raison_sociale_cle"),
         _trigram("ix_ficoba_pm_enseigne_trgm", "enseigne_cle"),
+        # A designation's establishments in the order answers list them (see
+        # ``ficoba_search._legal_scores``): the first few of each key without a sort.
+        Index(
+            "ix_ficoba_pm_raison_sociale",
+            "store",
+            "raison_sociale_cle",
+            "raison_sociale",
+            "siret",
+            "id",
+        ),
+        Index("ix_ficoba_pm_enseigne", "store", "enseigne_cle", "raison_sociale", "siret", "id"),
         Index("ix_ficoba_pm_raison_sociale_phon", "store", "raison_sociale_phon"),
         Index("ix_ficoba_pm_enseigne_phon", "store", "enseigne_phon"),
         Index("ix_ficoba_pm_sigle", "store", "sigle_cle"),
@@ -466,11 +495,58 @@ END $$""",
 )
 
 
+# ``ficoba_designation`` follows the establishments' keys (migration 0018 creates the same).
+DESIGNATION_TRIGGERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "postgresql": (
+            """CREATE OR REPLACE FUNCTION ficoba_designation_ajout() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ficoba_designation (store, cle)
+    SELECT store, raison_sociale_cle FROM nouvelles
+    UNION
+    SELECT store, enseigne_cle FROM nouvelles WHERE enseigne_cle IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$""",
+            # One event per trigger where a transition table is named.
+            """CREATE TRIGGER ficoba_designation_insert AFTER INSERT ON ficoba_personne_morale
+REFERENCING NEW TABLE AS nouvelles FOR EACH STATEMENT
+EXECUTE FUNCTION ficoba_designation_ajout()""",
+            """CREATE TRIGGER ficoba_designation_update AFTER UPDATE ON ficoba_personne_morale
+REFERENCING NEW TABLE AS nouvelles FOR EACH STATEMENT
+EXECUTE FUNCTION ficoba_designation_ajout()""",
+        ),
+        "sqlite": tuple(
+            f"""CREATE TRIGGER ficoba_designation_{name} AFTER {name.upper()}
+ON ficoba_personne_morale BEGIN
+    INSERT OR IGNORE INTO ficoba_designation (store, cle)
+    VALUES (NEW.store, NEW.raison_sociale_cle);
+    INSERT OR IGNORE INTO ficoba_designation (store, cle)
+    SELECT NEW.store, NEW.enseigne_cle WHERE NEW.enseigne_cle IS NOT NULL;
+END"""  # noqa: S608 - a constant (insert, update)
+            for name in ("insert", "update")
+        ),
+    }
+)
+
+
 def _create_extensions(_table: object, connection: Connection, **_kw: object) -> None:
     if connection.dialect.name == "postgresql":
         for statement in EXTENSIONS_DDL:
             connection.exec_driver_sql(statement)
 
 
-for _model in (FicobaNom, FicobaPersonneMorale):  # the tables with trigram indexes
+def _create_designation_triggers(
+    _metadata: object, connection: Connection, *, tables: Sequence[Table] = (), **_kw: object
+) -> None:
+    """After ``create_all``, once both tables exist."""
+    names = {table.name for table in tables}
+    if {"ficoba_designation", "ficoba_personne_morale"} <= names:
+        for statement in DESIGNATION_TRIGGERS.get(connection.dialect.name, ()):
+            connection.exec_driver_sql(statement)
+
+
+for _model in (FicobaNom, FicobaDesignation, FicobaPersonneMorale):  # trigram indexes
     event.listen(_model.__table__, "before_create", _create_extensions)
+event.listen(Base.metadata, "after_create", _create_designation_triggers)

@@ -40,6 +40,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Float,
+    String,
     and_,
     bindparam,
     case,
@@ -47,8 +48,11 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union,
+    values,
 )
+from sqlalchemy import column as sql_column
 from sqlalchemy.orm import QueryableAttribute, Session
 from stdnum import iban as stdnum_iban
 from stdnum.fr import siren as stdnum_siren
@@ -64,6 +68,7 @@ from guichet.records.ficoba import (
     QUALITES_TITULAIRE,
     TYPES,
     FicobaCompte,
+    FicobaDesignation,
     FicobaDetention,
     FicobaEtablissement,
     FicobaGuichet,
@@ -92,6 +97,9 @@ MAX_ANSWERS: Final = 20
 _WEIGHT_NAME, _WEIGHT_FIRST_NAMES, _WEIGHT_BIRTH_PLACE, _WEIGHT_ADDRESS = 50, 25, 10, 15
 _WEIGHT_SIGLE, _WEIGHT_ENSEIGNE = 20, 30
 _PREFIX_SCORE: Final = 0.9  # a designation that begins with the words searched
+# A name whose best possible score falls this much short of the minimum is not a candidate
+# (the database computes the score in single precision).
+_BOUND_MARGIN: Final = 1e-3
 
 # --- the similarity both databases compute --------------------------------------------------
 
@@ -921,6 +929,7 @@ _D = FicobaDetention.__table__
 _P = FicobaPersonnePhysique.__table__
 _M = FicobaPersonneMorale.__table__
 _N = FicobaNom.__table__
+_V = FicobaDesignation.__table__
 
 
 def _natural_from(row: Mapping[Any, Any], prefix: str = "") -> NaturalPerson:
@@ -1160,14 +1169,32 @@ def _ranked(
 ) -> list[tuple[Mapping[Any, Any], float]]:
     """The rows of ``table`` that pass ``filters``, with their score (at least
     ``minimum``), best first then by ``order``, at most ``limit``: ranked in the database
-    (scored once per candidate, then the few rows kept read by primary key)."""
-    inner = select(table.c.id, score.label("score")).where(*filters).subquery()
-    rows = session.execute(
-        select(table, inner.c.score)
-        .join(inner, and_(table.c.store == store, table.c.id == inner.c.id))
+    (scored once per candidate, then the few rows kept read by primary key). On
+    PostgreSQL the candidates are ranked and limited in the inner query: joining every
+    candidate to the table let it scan the establishments' table once it grew."""
+    if session.get_bind().dialect.name != "postgresql":
+        inner = select(table.c.id, score.label("score")).where(*filters).subquery()
+        rows = session.execute(
+            select(table, inner.c.score)
+            .join(inner, and_(table.c.store == store, table.c.id == inner.c.id))
+            .where(inner.c.score >= minimum)
+            .order_by(inner.c.score.desc(), *(table.c[name] for name in order))
+            .limit(limit)
+        ).mappings()
+        return [(row, round(float(row["score"]), 2)) for row in rows]
+    keys = [table.c[name] for name in order if name != "id"]
+    inner = select(table.c.id, score.label("score"), *keys).where(*filters).subquery()
+    best = (
+        select(inner.c.id, inner.c.score)
         .where(inner.c.score >= minimum)
-        .order_by(inner.c.score.desc(), *(table.c[name] for name in order))
+        .order_by(inner.c.score.desc(), *(inner.c[name] for name in order))
         .limit(limit)
+        .subquery()
+    )
+    rows = session.execute(
+        select(table, best.c.score)
+        .join(best, and_(table.c.store == store, table.c.id == best.c.id))
+        .order_by(best.c.score.desc(), *(table.c[name] for name in order))
     ).mappings()
     return [(row, round(float(row["score"]), 2)) for row in rows]
 
@@ -1221,7 +1248,8 @@ def _natural_scores(
     if among is not None:
         filters += [P.id.in_(among), *dates]
     else:
-        keys = _similar_names(session, sql, store, key)
+        total = float(sum(w for w, _ in weighted))
+        keys = _similar_names(session, sql, store, key, total, minimum)
         if not keys:
             return []
         # Each branch whole (store, key, dates): each its index (key then birth date).
@@ -1245,13 +1273,23 @@ def _natural_scores(
     return [(_natural_from(row), score) for row, score in rows]
 
 
-def _similar_names(session: Session, sql: _Sql, store: str, key: str) -> list[str]:
+def _similar_names(
+    session: Session, sql: _Sql, store: str, key: str, total: float, minimum: float
+) -> list[str]:
     """The name keys of the vocabulary like ``key``: trigram similarity of at least
     ``NAME_MINIMUM`` (PostgreSQL, ``%`` on its GIN index), or the same phonetic key
-    (SQLite); the key itself whenever the file holds it."""
+    (SQLite); the key itself whenever the file holds it. Of those, the keys whose best
+    possible score (every other criterion matching, ``total`` the weights) reaches
+    ``minimum``."""
     N = _N.c
     like = sql.similar(N.cle, key) if sql.postgres else N.phon == phonetic_key(key)
-    return list(session.scalars(select(N.cle).where(N.store == store, like)))
+    rows = session.execute(select(N.cle, sql.sim(N.cle, key)).where(N.store == store, like))
+    return [
+        cle
+        for cle, similarity in rows
+        if 100.0 * (_WEIGHT_NAME * (similarity or 0.0) + total - _WEIGHT_NAME) / total
+        >= minimum - _BOUND_MARGIN
+    ]
 
 
 def _weighted(parts: Sequence[tuple[int, ColumnElement[float]]]) -> ColumnElement[float]:
@@ -1306,7 +1344,7 @@ def _legal_scores(
     sql = _Sql(session)
     M = _M.c
     weighted: list[tuple[int, ColumnElement[float]]] = []
-    branches: list[ColumnElement[bool]] = []
+    names: list[_Named] = []
 
     def named(weight: int, value: str | None, key_column: Any, phon_column: Any) -> None:
         key = designation_key(value) if value else ""
@@ -1316,37 +1354,67 @@ def _legal_scores(
             (func.substr(key_column, 1, len(key) + 1) == f"{key} ", _PREFIX_SCORE), else_=0.0
         )
         weighted.append((weight, sql.greatest(sql.sim(key_column, key), starts)))
-        # Candidates: similar names (trigram index, PostgreSQL) or sound-alikes (phonetic
-        # index, SQLite), and the designations that begin with the words searched.
-        if sql.postgres:
-            branches.append(sql.similar(key_column, key))
-        else:
-            branches.append(and_(M.store == store, phon_column == phonetic_key(key)))
-        branches.append(sql.prefix(key_column, key))  # its index is on the key alone
+        names.append(_Named(weight, key, key_column, phon_column))
 
     named(_WEIGHT_NAME, c.raison_sociale, M.raison_sociale_cle, M.raison_sociale_phon)
     named(_WEIGHT_ENSEIGNE, c.enseigne, M.enseigne_cle, M.enseigne_phon)
     sigle = person_key(c.sigle) if c.sigle else ""
     if sigle:
         weighted.append((_WEIGHT_SIGLE, _match(M.sigle_cle, sigle)))
-        branches.append(and_(M.store == store, M.sigle_cle == sigle))
     address = c.adresse.parts(sql, M) if c.adresse else []
     if address:
         weighted.append((_WEIGHT_ADDRESS, _mean(address)))
-    filters: list[ColumnElement[bool]] = [M.store == store]
+    category_filters: list[ColumnElement[bool]] = []
     if c.categorie_juridique:
         category = c.categorie_juridique
-        filters.append(
+        category_filters.append(
             M.categorie_juridique == category
             if len(category) == 4
             else M.categorie_juridique.like(f"{category}%")
         )
+    filters: list[ColumnElement[bool]] = [M.store == store, *category_filters]
     if among is not None:
         filters.append(M.id.in_(among))
     else:
-        # The candidates of each branch by its own index, united: an OR of them would let
-        # SQLite prefer walking a (store, …) index over the whole store.
-        filters.append(M.id.in_(union(*(select(M.id).where(b) for b in branches))))
+        branches: list[Any] = []  # each a SELECT of candidate ids, by its own index
+        if sql.postgres:
+            # A designation's score depends on its key alone when it is the only criterion:
+            # the first ``limit`` establishments of each key are the only ones that can be
+            # answered (equal scores, then by raison sociale, SIRET, id).
+            by_key = len(weighted) == 1 and len(names) == 1
+            total = float(sum(w for w, _ in weighted))
+            for name, keys in zip(
+                names,
+                _similar_designations(session, sql, store, names, total, minimum),
+                strict=True,
+            ):
+                if keys:
+                    branches.append(
+                        _establishments_of(store, name.key_column, keys, category_filters, limit)
+                        if by_key
+                        else and_(M.store == store, name.key_column.in_(keys))
+                    )
+        else:
+            # Sound-alikes (phonetic index) and the designations that begin with the words
+            # searched (the key's B-tree as a range).
+            for name in names:
+                branches.append(
+                    select(M.id).where(M.store == store, name.phon_column == phonetic_key(name.key))
+                )
+                branches.append(select(M.id).where(sql.prefix(name.key_column, name.key)))
+        if sigle:
+            branches.append(select(M.id).where(M.store == store, M.sigle_cle == sigle))
+        if not branches:
+            return []
+        if len(branches) == 1 and isinstance(branches[0], ColumnElement):
+            # One branch of keys: scored as the index gives the rows, not read twice.
+            filters.append(branches[0])
+        else:
+            # The candidates of each branch by its own index, united: an OR of them would
+            # let SQLite prefer walking a (store, …) index over the whole store.
+            filters.append(
+                M.id.in_(union(*(_ids(b) for b in branches)) if len(branches) > 1 else branches[0])
+            )
     rows = _ranked(
         session,
         _M,
@@ -1358,6 +1426,84 @@ def _legal_scores(
         limit,
     )
     return [(_legal_from(row), score) for row, score in rows]
+
+
+def _ids(branch: Any) -> Any:
+    """A branch of candidates as a SELECT of ids (a condition on the establishments, or
+    already a SELECT)."""
+    return select(_M.c.id).where(branch) if isinstance(branch, ColumnElement) else branch
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    """A designation searched (raison sociale or enseigne): its weight, key and columns."""
+
+    weight: int
+    key: str
+    key_column: Any
+    phon_column: Any
+
+
+def _similar_designations(
+    session: Session,
+    sql: _Sql,
+    store: str,
+    names: Sequence[_Named],
+    total: float,
+    minimum: float,
+) -> list[list[str]]:
+    """For each designation searched, the keys of the vocabulary (``ficoba_designation``,
+    PostgreSQL) an answer can hold: similar (``NAME_MINIMUM``, through the trigram index)
+    or beginning with the words searched — one statement for all — and of those, the keys
+    whose best possible score (every other criterion matching) reaches ``minimum``: a
+    multi-holding's 80 asks for a close name, not every association of the file."""
+    if not names:
+        return []
+    V = _V.c
+    columns: list[ColumnElement[Any]] = [V.cle]
+    conditions: list[ColumnElement[bool]] = []
+    for name in names:
+        similar = sql.similar(V.cle, name.key)
+        begins = V.cle.like(f"{name.key}%")
+        columns += [sql.sim(V.cle, name.key), or_(similar, begins)]
+        conditions += [similar, begins]
+    rows = session.execute(select(*columns).where(V.store == store, or_(*conditions))).all()
+    out: list[list[str]] = []
+    for i, name in enumerate(names):
+        kept = []
+        for row in rows:
+            key, similarity, candidate = row[0], row[1 + 2 * i], row[2 + 2 * i]
+            if not candidate:
+                continue
+            part = similarity or 0.0
+            if key.startswith(f"{name.key} "):
+                part = max(part, _PREFIX_SCORE)
+            best = 100.0 * (name.weight * part + total - name.weight) / total
+            if best >= minimum - _BOUND_MARGIN:
+                kept.append(key)
+        out.append(sorted(kept))
+    return out
+
+
+def _establishments_of(
+    store: str,
+    key_column: Any,
+    keys: Sequence[str],
+    filters: Sequence[ColumnElement[bool]],
+    limit: int,
+) -> Any:
+    """The ids of the first ``limit`` establishments of each key (by raison sociale,
+    SIRET, id: ``ix_ficoba_pm_raison_sociale`` / ``ix_ficoba_pm_enseigne``)."""
+    M = _M.c
+    wanted = values(sql_column("cle", String(200)), name="cles").data([(key,) for key in keys])
+    first = (
+        select(M.id)
+        .where(M.store == store, key_column == wanted.c.cle, *filters)
+        .order_by(M.raison_sociale, M.siret, M.id)
+        .limit(limit)
+        .lateral("premiers")
+    )
+    return select(first.c.id).select_from(wanted).join(first, true())
 
 
 def _legal_answers(

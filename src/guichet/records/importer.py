@@ -22,6 +22,7 @@ the store held for that pair.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 from dataclasses import dataclass
@@ -118,7 +119,8 @@ class LineError:
 
 
 class ImportRejected(Exception):
-    """The file holds at least one bad line; nothing was loaded."""
+    """The file holds at least one bad line (or none to load, or is not UTF-8); nothing was
+    loaded."""
 
     def __init__(self, errors: list[LineError]) -> None:
         super().__init__(f"{len(errors)} ligne(s) invalide(s)")
@@ -134,11 +136,27 @@ class ImportReport:
     th_avis: int = 0  # housing-tax assessments loaded
 
 
-def _describe(exc: ValidationError) -> str:
+def load_json_line(text: str) -> tuple[Any, str | None]:
+    """One line's JSON value, or the error saying why it is not JSON (or not an object)."""
+    try:
+        raw: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"JSON invalide ({exc.msg}, colonne {exc.colno})"
+    if not isinstance(raw, dict):
+        return None, "un objet JSON est attendu sur chaque ligne"
+    return raw, None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """The errors of a line, each with the field at fault; a rule of the whole line (which
+    names its fields itself) is its message alone."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(ligne)"
-        parts.append(f"{where}: {err['msg']}")
+        where = ".".join(str(p) for p in err["loc"])
+        if where:
+            parts.append(f"{where}: {err['msg']}")
+        else:
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
     return "; ".join(parts)
 
 
@@ -162,6 +180,34 @@ def _key(row: ImportLine | IfiLine | ThLine) -> tuple[Any, ...]:
 _KEY_NAMES = {"ir": "(spi, annrev, rang)", "ifi": "(ressource ifi, spi, annrev)"}
 
 
+def read_lines(path: Path) -> list[str]:
+    """The file's lines, each decoded from UTF-8 on its own (a UTF-8 byte order mark at its
+    start is allowed): a bad byte is reported at its line, and every such line is; a file
+    holding no line to load is refused too. Raises ``ImportRejected``."""
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    lines: list[str] = []
+    errors: list[LineError] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8").removesuffix("\r"))
+        except UnicodeDecodeError as exc:
+            errors.append(
+                LineError(
+                    number,
+                    f"pas en UTF-8 (octet 0x{raw[exc.start]:02x} en position {exc.start + 1} "
+                    "de la ligne) : le fichier doit être encodé en UTF-8",
+                )
+            )
+            lines.append("")
+    if errors:
+        raise ImportRejected(errors)
+    if not any(line.strip() for line in lines):
+        raise ImportRejected([LineError(1, "fichier vide : aucune ligne à charger")])
+    return lines
+
+
 def parse_file(lines: list[str]) -> tuple[ParsedFile, list[LineError]]:
     """Every valid line by kind, and every error with its 1-based line number (blank lines
     skipped)."""
@@ -172,12 +218,11 @@ def parse_file(lines: list[str]) -> tuple[ParsedFile, list[LineError]]:
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
-        try:
-            raw: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            errors.append(LineError(number, f"JSON invalide ({exc.msg}, colonne {exc.colno})"))
+        raw, error = load_json_line(text)
+        if error is not None:
+            errors.append(LineError(number, error))
             continue
-        kind = raw.get("ressource", "ir") if isinstance(raw, dict) else "ir"
+        kind = raw.get("ressource", "ir")
         model = _KINDS.get(kind) if isinstance(kind, str) else None
         if model is None:
             errors.append(LineError(number, f"ressource: inconnue ({kind!r}) : ir, ifi ou th"))
@@ -185,7 +230,7 @@ def parse_file(lines: list[str]) -> tuple[ParsedFile, list[LineError]]:
         try:
             row = model.model_validate(raw)
         except ValidationError as exc:
-            errors.append(LineError(number, _describe(exc)))
+            errors.append(LineError(number, describe_error(exc)))
             continue
         key = _key(row)
         if key in seen:
@@ -245,13 +290,7 @@ def import_impot_particulier(
     """Validate the whole file, then replace the pairs it holds in one transaction."""
     if store not in STORES:
         raise ValueError(f"unknown store {store!r}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise ImportRejected(
-            [LineError(0, f"le fichier n'est pas en UTF-8 ({exc.reason})")]
-        ) from None
-    parsed, errors = parse_file(lines)
+    parsed, errors = parse_file(read_lines(path))
     if errors:
         raise ImportRejected(errors)
     rows = parsed.situations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.accounts.passwords import Passwords
+from guichet.accounts.second_factor import SecondFactors, totp_code, totp_step
 from guichet.accounts.seed import ensure_instructor, instructor_file
 from guichet.accounts.service import AccountService
 from guichet.clock import FrozenClock
@@ -37,6 +39,17 @@ def test_instructor_is_created_once_and_can_sign_in(
     assert view is not None
     assert view.provider_roles == ["Instructeur"]
     assert ensure_instructor(runtime, Passwords(FAST_HASHER)) == (email, None)
+    # Staff sign in with a second factor (issue 14, C4): the demo instructor's TOTP seed is
+    # written next to its password, and its codes pass.
+    text = path.read_text()
+    seed = re.search(r"second facteur \(TOTP\) : ([A-Z2-7]+)\n", text)
+    assert seed
+    assert f"secret={seed[1]}" in text  # the otpauth:// URI too
+    factors = SecondFactors(
+        session_factory, clock, master_secret, "http://127.0.0.1", Passwords(FAST_HASHER)
+    )
+    code = totp_code(seed[1], totp_step(clock.now()))
+    assert factors.verify_totp(signed_in.user_id, code) == "totp"
 
 
 def test_staff_user_gets_a_set_password_link(service: AccountService) -> None:

@@ -58,6 +58,20 @@ PROVIDER_CODES: dict[str, frozenset[str]] = {
         op_id: frozenset({"200", "401", "403", "404"})
         for op_id in ("RechercheParCriteres", "RechercheParEtatCivil", "RechercheParSPI")
     },
+    # api-ficoba.json: the health check's 200 and 503, each search's 200 and 400.
+    "getInfo": frozenset({"200", "503"}),
+    **{
+        op_id: frozenset({"200", "400"})
+        for op_id in (
+            "rechercherCompteParNumCpte",
+            "rechercherCompteParSiretSiren",
+            "rechercherComptesSpi",
+            "rechercherComptesPersonnePhysique",
+            "rechercherComptesPerPro",
+            "rechercherMultiDetention",
+            "rechercherCompteParNumCpte_1",
+        )
+    },
 }
 # The four values the convention lets be null [003 annexe 3 §5]; any other is omitted.
 NULLABLE = {"rfr", "sitFam", "sitParIso", "revenuBrutGlobal"}
@@ -79,7 +93,7 @@ def _resolve(document: dict[str, Any], node: Any) -> Any:
 def _operations(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for path, item in document["paths"].items():
         for method, op in item.items():
-            assert method == "get", path
+            assert method in ("get", "post"), path  # POST: API FICOBA's searches
             yield path, op
 
 
@@ -135,7 +149,15 @@ def test_every_catalogue_operation_is_in_exactly_one_document() -> None:
         assert key == home.key, op.name
         assert path == home.path_of(op), op.name
         assert described["operationId"] == op.operation_id, op.name
+        assert path in documents[key]["paths"]
+        assert described is documents[key]["paths"][path][op.method.lower()], op.name
         assert described["security"] == [{"bearer": [op.resource_scope], "mutualTLS": []}]
+        if op.max_body_bytes:
+            body = described["requestBody"]
+            assert body["required"] is True, op.name
+            assert list(body["content"]) == [op.request_media_type], op.name
+        else:
+            assert "requestBody" not in described, op.name
         success = _resolve(documents[key], described["responses"]["200"])
         assert list(success["content"]) == [op.media_type], op.name
 
@@ -143,6 +165,9 @@ def test_every_catalogue_operation_is_in_exactly_one_document() -> None:
 @pytest.mark.parametrize("key", sorted(DOCUMENTS))
 def test_every_code_the_followed_document_lacks_is_marked_an_addition(key: str) -> None:
     document = load_openapi(key, ORIGIN)
+    # Refusals are problem+json, or the provider's own error shape (FICOBA's ReponseErreur).
+    own_shape = PRODUCTS[DOCUMENTS[key].product].error_format == "reponse_erreur"
+    error_media = ["application/json"] if own_shape else ["application/problem+json"]
     for path, op in _operations(document):
         provider = PROVIDER_CODES[op["operationId"]]
         codes = set(op["responses"])
@@ -152,7 +177,7 @@ def test_every_code_the_followed_document_lacks_is_marked_an_addition(key: str) 
             assert marked is (code not in provider), f"{path} {code}"
             if code.startswith(("4", "5")):
                 content = _resolve(document, response)["content"]
-                assert list(content) == ["application/problem+json"], f"{path} {code}"
+                assert list(content) == error_media, f"{path} {code}"
 
 
 @pytest.mark.parametrize("key", ["impot_particulier", "impot_particulier_os"])
@@ -293,3 +318,42 @@ def test_a_broken_document_would_be_caught() -> None:
     document["paths"]["/personne"]["get"]["responses"] = "nope"
     with pytest.raises(Exception, match="nope"):
         schemathesis.openapi.from_dict(document).validate()
+
+
+def test_ficoba_headers_bodies_and_error_shape() -> None:
+    """API FICOBA's document: the provider's two required headers on every operation, a
+    required JSON body on each search within the catalogue's size, refusals in the provider's
+    ``ReponseErreur`` shape plus guichet's marked members, the health check's 503 exactly the
+    provider's ``ResultatErreurApiSante``."""
+    document = load_openapi("ficoba", ORIGIN)
+    assert "## Ce que guichet ajoute" in document["info"]["description"]
+    components = document["components"]
+    assert components["securitySchemes"]["bearer"]["x-guichet-addition"] is True
+    assert components["securitySchemes"]["mutualTLS"]["x-guichet-addition"] is True
+    ficoba = PRODUCTS["ficoba"]
+    limit = {op.max_body_bytes for op in ficoba.operations if op.max_body_bytes}
+    assert limit == {16 * 1024}
+    assert "16 Kio au plus" in document["info"]["description"]
+    error = components["schemas"]["ErreurGuichet"]
+    assert error["x-guichet-addition"] is True
+    assert set(error["properties"]) == {"code", "message", "horodatage", "correlationId", "champ"}
+    assert set(error["required"]) == {"code", "message", "horodatage", "correlationId"}
+    provider_error = components["schemas"]["ReponseErreur"]
+    assert set(provider_error["properties"]) == {"code", "message", "horodatage"}
+    health = components["schemas"]["ResultatErreurApiSante"]["properties"]["erreur"]
+    assert _resolve(document, health) == provider_error
+    for path, op in _operations(document):
+        params = {p["name"]: p for p in (_resolve(document, p) for p in op["parameters"])}
+        request_id = "X-request-ID" if path == "/etatSante" else "X-Request-ID"
+        assert set(params) == {"X-Correlation-ID", request_id}, path
+        assert all(p["in"] == "header" and p["required"] is True for p in params.values())
+        for code, response in op["responses"].items():
+            if not code.startswith(("4", "5")):
+                continue
+            schema = _resolve(document, response)["content"]["application/json"]["schema"]
+            expected = (
+                components["schemas"]["ResultatErreurApiSante"]
+                if (path, code) == ("/etatSante", "503")
+                else error
+            )
+            assert _resolve(document, schema) == expected, f"{path} {code}"

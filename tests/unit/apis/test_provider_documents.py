@@ -1,8 +1,9 @@
 """guichet's OpenAPI documents keep the provider's interface: the same paths below the same
-base path, operationIds, parameters (name, location, required-ness, type and format),
-response statuses and media types, and response schemas (property names and JSON types,
-through every reference); whatever guichet adds (a status, a parameter, a response header, an
-operation) is marked ``x-guichet-addition: true``.
+base path, operationIds, parameters (name as spelled, location, required-ness, type and
+format), request bodies (required-ness, media types, schemas), response statuses and media
+types, and response schemas (property names and JSON types, through every reference);
+whatever guichet adds (a status, a parameter, a response header, an operation, a property of
+an object the provider leaves open) is marked ``x-guichet-addition: true``.
 
 The provider's documents come from ``GUICHET_PROVIDER_CONTRACTS`` (``tests/support/contracts``);
 without them the comparisons are skipped, which the last tests check.
@@ -23,6 +24,7 @@ from tests.support.contracts import (
     ADDITION,
     ANY_MEDIA,
     ENV_VAR,
+    FICOBA,
     IMPOT_PARTICULIER,
     JSON_MEDIA,
     NULLABLE,
@@ -42,8 +44,8 @@ from tests.support.contracts import (
 
 ROOT = Path(__file__).resolve().parents[3]
 # The provider's document → guichet's, by its key in ``guichet.apis.DOCUMENTS``.
-PAIRS = [(IMPOT_PARTICULIER, "impot_particulier"), (R2P, "r2p")]
-IDS = ["impot_particulier", "r2p"]
+PAIRS = [(IMPOT_PARTICULIER, "impot_particulier"), (R2P, "r2p"), (FICOBA, "ficoba")]
+IDS = ["impot_particulier", "r2p", "ficoba"]
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +154,10 @@ def _parameter_differences(p_op: Operation, g_op: Operation, guichet: ApiDocumen
                 continue  # OpenAPI 3 describes it by the security scheme
             out.append(f"{where}: parameter {name} ({location}) is missing")
             continue
+        if g.get("name") != name:
+            # HTTP header names ignore case, but a client generated from the provider's
+            # document names its argument after the provider's spelling (X-request-ID).
+            out.append(f"{where}: parameter {name} ({location}) is spelled {g.get('name')!r}")
         if p.get("required") is True and g.get("required") is not True:
             out.append(
                 f"{where}: parameter {name} ({location}) is optional, the provider's required"
@@ -258,7 +264,10 @@ def test_responses(folder: Path, provider_file: str, key: str) -> None:
 def schema_differences(
     provider: Mapping[str, Any], guichet: Mapping[str, Any], path: str = "$", name: str = ""
 ) -> list[str]:
-    """Property names and JSON types, recursively; null only where the convention allows."""
+    """Property names and JSON types, recursively; null only where the convention allows.
+
+    An object the provider leaves open (``type: object`` and no properties, FICOBA's
+    ``TitulaireCompte``) may be detailed by guichet, each property marked an addition."""
     out: list[str] = []
     p_types = json_types(provider) - {"null"}
     g_all = json_types(guichet)
@@ -274,8 +283,12 @@ def schema_differences(
     g_props: Mapping[str, Any] = g_view.get("properties") or {}
     for prop in sorted(set(p_props) - set(g_props)):
         out.append(f"{path}.{prop}: defined by the provider, missing in guichet's schema")
+    open_object = not p_props and "object" in p_types
     for prop in sorted(set(g_props) - set(p_props)):
-        out.append(f"{path}.{prop}: a property the provider does not define")
+        if open_object and _marked(g_props[prop]):
+            continue
+        marked = f", not marked {ADDITION}" if open_object else ""
+        out.append(f"{path}.{prop}: a property the provider does not define{marked}")
     for prop in sorted(set(p_props) & set(g_props)):
         out += schema_differences(p_props[prop], g_props[prop], f"{path}.{prop}", prop)
     if isinstance(p_view.get("items"), Mapping) and isinstance(g_view.get("items"), Mapping):
@@ -303,6 +316,74 @@ def test_response_schemas(folder: Path, provider_file: str, key: str) -> None:
                     for d in schema_differences(p_schema, g_schema)
                 ]
     _fail(differences, f"the response schemas of guichet's {key!r} document")
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+
+def _request_body_differences(p_op: Operation, g_op: Operation) -> list[str]:
+    """The request body: required-ness, media types and schemas (names and JSON types)."""
+    where = _label(p_op)
+    p_body, g_body = p_op.request_body, g_op.request_body
+    if p_body is None:
+        if g_body is not None and not _marked(g_body):
+            return [f"{where}: a request body the provider does not have, not marked {ADDITION}"]
+        return []
+    if g_body is None:
+        return [f"{where}: the provider's request body is missing"]
+    out: list[str] = []
+    if bool(p_body.get("required")) != bool(g_body.get("required")):
+        out.append(
+            f"{where}: request body required={bool(g_body.get('required'))}, "
+            f"the provider's {bool(p_body.get('required'))}"
+        )
+    p_content: Mapping[str, Any] = p_body.get("content") or {}
+    g_content: Mapping[str, Any] = g_body.get("content") or {}
+    if set(g_content) != set(p_content):
+        out.append(
+            f"{where}: request media types {sorted(g_content)}, the provider's {sorted(p_content)}"
+        )
+    for media in sorted(set(p_content) & set(g_content)):
+        p_schema = (p_content[media] or {}).get("schema")
+        g_schema = (g_content[media] or {}).get("schema")
+        if p_schema is None:
+            continue
+        if g_schema is None:
+            out.append(f"{where}: request {media} has no schema")
+            continue
+        out += [f"{where} request: {d}" for d in schema_differences(p_schema, g_schema)]
+    return out
+
+
+@pytest.mark.parametrize(("provider_file", "key"), PAIRS, ids=IDS)
+def test_request_bodies(folder: Path, provider_file: str, key: str) -> None:
+    provider, guichet = _documents(folder, provider_file, key)
+    differences = [
+        d for p_op, g_op in _pairs(provider, guichet) for d in _request_body_differences(p_op, g_op)
+    ]
+    _fail(differences, f"the request bodies of guichet's {key!r} document")
+
+
+def test_ficoba_keeps_every_search_of_the_provider(folder: Path) -> None:
+    """FICOBA v2 [api-ficoba.json]: the health check and seven POST searches, each with the
+    provider's two required headers, under the provider's base path."""
+    provider, guichet = _documents(folder, FICOBA, "ficoba")
+    assert guichet.base_path == provider.base_path == "/fcb-masrestit/api/v2"
+    expected = {(o.method, o.path, o.operation_id) for o in provider.operations}
+    assert {(o.method, o.path, o.operation_id) for o in guichet.operations} == expected
+    assert len([o for o in guichet.operations if o.method == "post"]) == 7
+    for op in guichet.operations:
+        names = {p["name"] for p in op.parameters if p.get("in") == "header"}
+        request_id = "X-request-ID" if op.operation_id == "getInfo" else "X-Request-ID"
+        assert {"X-Correlation-ID", request_id} <= names, op.operation_id
+        assert all(p.get("required") is True for p in op.parameters), op.operation_id
+        if op.method == "post":
+            assert op.request_body is not None, op.operation_id
+            assert op.request_body.get("required") is True, op.operation_id
+            assert list(op.request_body["content"]) == [JSON_MEDIA], op.operation_id
+    schemes = guichet.resolved["components"]["securitySchemes"]
+    assert schemes["bearer"][ADDITION] is True  # the provider's document describes none
+    assert schemes["mutualTLS"][ADDITION] is True
 
 
 # --- the strict reading itself --------------------------------------------------------------

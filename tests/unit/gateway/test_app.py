@@ -156,7 +156,8 @@ def test_the_quota_admits_its_limit_then_answers_429(world: World) -> None:
         assert ratelimit(r.headers["ratelimit-policy"]) == {"q": 2, "w": 60}
     assert [ratelimit(r.headers["ratelimit"])["r"] for r in calls[:2]] == [1, 0]
     refused(world, calls[2], 429, "quota_exceeded", spi=PERSONA)
-    assert 1 <= int(calls[2].headers["retry-after"]) <= 60
+    # The window is counted a second long (docs/architecture.md, issue 13).
+    assert 1 <= int(calls[2].headers["retry-after"]) <= 61
     assert ratelimit(calls[2].headers["ratelimit"])["r"] == 0
 
 
@@ -169,8 +170,8 @@ class Exploding:
     def __init__(self, inner: OperationHandler) -> None:
         self.inner = inner
 
-    def parse(self, request: Request) -> Any:
-        return self.inner.parse(request)
+    def parse(self, request: Request, body: Any) -> Any:
+        return self.inner.parse(request, body)
 
     def authorize(self, ctx: CallContext, params: Any) -> None:
         self.inner.authorize(ctx, params)

@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 
 from guichet.db import transaction
 from guichet.db.models import bump_generation
+from guichet.edge import ProxyChannel
 from guichet.habilitation.models import Certificate, Environment
 from guichet.habilitation.service import Action
 from guichet.oauth.keys import active_key, load_private_key
@@ -153,7 +154,8 @@ def test_a_certificate_declared_in_the_other_environment_only_is_refused(world: 
 
 @pytest.fixture
 def proxied(world: World) -> Platform:
-    """A platform behind a trusted proxy, with the local CA as the partners' trust store."""
+    """A platform whose gateways trust 10.0.0.0/8 as proxies, with the local CA as the
+    partners' trust store; ``ProxyChannel(app)`` stands for nginx's Unix socket."""
     return world.new_platform(trusted_proxies=["10.0.0.0/8"], client_ca_file=world.pki.ca_cert_file)
 
 
@@ -164,7 +166,7 @@ def via_proxy(cert: bytes, forwarded_for: str = "127.0.0.1") -> dict[str, str]:
 def test_a_trusted_proxy_passes_a_certificate_that_chains_to_the_trust_store(
     world: World, proxied: Platform
 ) -> None:
-    app = proxied.gateway_app(Environment.SANDBOX)
+    app = ProxyChannel(proxied.gateway_app(Environment.SANDBOX))
     partner = default(world)
     token = world.token(partner, app=app, cert=b"", ip=PROXY, headers=via_proxy(partner.cert_pem))
 
@@ -182,7 +184,7 @@ def test_a_certificate_issued_after_start_up_chains_to_the_trust_store(
 ) -> None:
     # The gateway has been up for a day when the partner's new certificate is issued: the
     # chain is validated at the call's time, not at the time the gateway started.
-    app = proxied.gateway_app(Environment.SANDBOX)
+    app = ProxyChannel(proxied.gateway_app(Environment.SANDBOX))
     world.clock.advance(86_400)
     cert, key = world.certificate(not_before=world.clock.now())
     partner = world.partner(certificate=(cert, key))
@@ -200,7 +202,7 @@ def test_a_proxied_certificate_from_another_authority_is_untrusted(
     cert, key = world.certificate(pki=foreign)
     partner = world.partner(certificate=(cert, key))
     token = world.token(partner)  # directly connected: the pin alone let it in
-    app = proxied.gateway_app(Environment.SANDBOX)
+    app = ProxyChannel(proxied.gateway_app(Environment.SANDBOX))
 
     r = world.get(n1(world), token=token, cert=None, ip=PROXY, app=app, headers=via_proxy(cert))
 
@@ -213,7 +215,7 @@ def test_a_pinned_self_signed_certificate_needs_no_authority(
     cert, key = self_signed_certificate("Mairie autosignée", 30, world.start)
     partner = world.partner(certificate=(cert, key))
     token = world.token(partner)
-    app = proxied.gateway_app(Environment.SANDBOX)
+    app = ProxyChannel(proxied.gateway_app(Environment.SANDBOX))
 
     r = world.get(n1(world), token=token, cert=None, ip=PROXY, app=app, headers=via_proxy(cert))
 
@@ -239,8 +241,48 @@ def test_a_client_cert_header_from_an_untrusted_peer_is_ignored(
     assert record["cert_thumbprint"] is None
 
 
-def test_an_unreadable_client_cert_header_is_refused(world: World, proxied: Platform) -> None:
+def test_a_client_cert_header_over_tcp_is_ignored_even_from_a_trusted_proxy(
+    world: World, proxied: Platform
+) -> None:
+    """Issue 12: only the proxy channel carries a certificate; any local user can speak TCP."""
+    partner = default(world)
     app = proxied.gateway_app(Environment.SANDBOX)
+
+    r = world.get(
+        n1(world),
+        token=world.token(partner),
+        cert=None,
+        ip=PROXY,
+        app=app,
+        headers=via_proxy(partner.cert_pem),
+    )
+
+    record = refused(world, r, 401, "certificate_missing", source_ip="127.0.0.1")
+    assert record["cert_thumbprint"] is None
+
+
+def test_a_certificate_from_the_handshake_wins_over_a_forwarded_one(
+    world: World, proxied: Platform
+) -> None:
+    partner = default(world)
+    other, _key = world.certificate()
+    app = ProxyChannel(proxied.gateway_app(Environment.SANDBOX))
+
+    r = world.get(
+        n1(world),
+        token=world.token(partner),
+        cert=partner.cert_pem,
+        ip=PROXY,
+        app=app,
+        headers=via_proxy(other),
+    )
+
+    record = served(world, r, partner)
+    assert record["cert_thumbprint"] == cert_thumbprint(partner.cert_pem)
+
+
+def test_an_unreadable_client_cert_header_is_refused(world: World, proxied: Platform) -> None:
+    app = ProxyChannel(proxied.gateway_app(Environment.SANDBOX))
 
     r = world.get(
         n1(world),
@@ -315,7 +357,7 @@ def test_a_forged_hop_before_the_proxys_own_is_not_believed(
     world: World, proxied: Platform
 ) -> None:
     partner = default(world)
-    app = proxied.gateway_app(Environment.SANDBOX)
+    app = ProxyChannel(proxied.gateway_app(Environment.SANDBOX))
     # The caller wrote "127.0.0.1"; the proxy appended the address it really saw.
     headers = via_proxy(partner.cert_pem, forwarded_for="127.0.0.1, 192.0.2.9")
 

@@ -35,7 +35,7 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     tls = scope.get("extensions", {}).get("tls")
     try:
-        presented = edge.client_certificate(scope, [])
+        presented = edge.client_certificate(scope)
         found = presented.thumbprint if presented else None
     except GuichetError as exc:
         found = f"error:{exc.code}"

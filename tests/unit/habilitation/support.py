@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy.orm import Session
 
 from guichet.accounts.contacts import confirm_link, issue_link
@@ -143,16 +145,65 @@ def complete_data(cert_pem: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def ficoba_data(cert_pem: str) -> dict[str, dict[str, Any]]:
+    """Every block of a sandbox request for API FICOBA, complete (issue 14)."""
+    data = complete_data(cert_pem)
+    data["basics"] = {
+        "demarche": "Recouvrement des créances de la commune",
+        "description": "Saisies administratives à tiers détenteur sur les comptes des débiteurs.",
+        "intended_use": "Identifier les comptes bancaires des débiteurs de la commune.",
+    }
+    data["perimeter"] = {
+        "search_types": {
+            "personne_physique": "Retrouver les comptes d'un débiteur par son état civil.",
+            "verification_iban_personne_physique": "Vérifier l'IBAN donné par un débiteur.",
+        },
+        "secrecy_derogation": "Article L. 135 ZC du livre des procédures fiscales",
+        "annual_searches": 12000,
+        "daily_peak": 150,
+        "agents_count": 4,
+        "agents_description": "Quatre agents du service du recouvrement, habilités par arrêté.",
+    }
+    data["technical"] = {
+        "ip_ranges": ["127.0.0.1/32"],
+        "certificate_pem": cert_pem,
+        "volumetry_per_minute": 20,
+    }
+    return data
+
+
 def fill(
     session: Session,
     request: HabilitationRequest,
     who: User,
     data: dict[str, dict[str, Any]],
     now: dt.datetime,
+    trust_store: Sequence[x509.Certificate] = (),
 ) -> None:
     for block, values in data.items():
-        save_block(session, request, who, Block(block), copy.deepcopy(values), now=now)
-    accept_terms(session, request, who, CGU, now=now)
+        save_block(
+            session,
+            request,
+            who,
+            Block(block),
+            copy.deepcopy(values),
+            now=now,
+            trust_store=trust_store,
+        )
+    accept_terms(session, request, who, TERMS_OF_USE[request.api].version, now=now)
+
+
+def new_ficoba_request(
+    session: Session,
+    world: World,
+    cert_pem: str,
+    now: dt.datetime,
+    trust_store: Sequence[x509.Certificate] = (),
+) -> HabilitationRequest:
+    applicant = user(session, world.applicant)
+    request = start_request(session, applicant, world.org_a, api="ficoba", now=now)
+    fill(session, request, applicant, ficoba_data(cert_pem), now, trust_store)
+    return request
 
 
 def new_complete_request(

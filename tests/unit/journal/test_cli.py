@@ -131,7 +131,7 @@ def test_export_csv_to_a_file(journal: Runtime, tmp_path: Path) -> None:
     [
         (["--from", "hier"], "date invalide"),
         (["--to", "2026-13-01"], "date invalide"),
-        (["--partner", "pas-un-uuid"], "UUID"),
+        (["--partner", "pas-un-uuid"], "aucune organisation"),
         (["--subject-spi", "1234567890000"], "SPI invalide"),
         (["--format", "xml"], "xml"),
         (["--from", "2026-02-01", "--to", "2026-01-01"], "--from doit précéder --to"),
@@ -189,7 +189,7 @@ def test_unreachable_database_is_a_clear_error(
     finally:
         use_settings(None)
     assert code == 1
-    assert "base de données inaccessible" in err
+    assert "GUICHET_DATABASE_URL : base de données injoignable" in err
 
 
 def test_mounted_on_the_guichet_command(journal: Runtime) -> None:

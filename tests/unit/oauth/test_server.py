@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from guichet.clock import FrozenClock
 from guichet.db import transaction
 from guichet.db.models import read_generation
+from guichet.edge import ProxyChannel
 from guichet.errors import TokenWrongAudience
 from guichet.federation.clients import directory
 from guichet.habilitation.models import Environment, Habilitation, HabilitationStatus
@@ -44,13 +45,14 @@ ISSUER = {
 PROXY = "10.0.0.5"
 
 
-def with_tls(app: ASGIApp, pem: str | None, peer: str, headers: dict[str, str]) -> ASGIApp:
-    """Stands for the TLS edge: puts the client certificate where the ASGI TLS extension does."""
+def with_tls(app: ASGIApp, pem: str | None, peer: str | None, headers: dict[str, str]) -> ASGIApp:
+    """Stands for the TLS edge: puts the client certificate where the ASGI TLS extension does
+    (``peer`` None: the proxy's Unix socket, which has no address)."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope = dict(scope)
-            scope["client"] = (peer, 50000)
+            scope["client"] = (peer, 50000) if peer else None
             if pem is not None:
                 scope["extensions"] = {
                     **(scope.get("extensions") or {}),
@@ -108,8 +110,14 @@ class World:
         environment: Environment = Environment.SANDBOX,
         peer: str = "127.0.0.1",
         headers: dict[str, str] | None = None,
+        proxy_channel: bool = False,
     ) -> TestClient:
-        app = with_tls(self.apps[environment], cert.pem if cert else None, peer, headers or {})
+        """``proxy_channel``: the request comes through nginx's Unix socket (no peer address)."""
+        app = self.apps[environment]
+        if proxy_channel:
+            app = with_tls(ProxyChannel(app), cert.pem if cert else None, None, headers or {})
+        else:
+            app = with_tls(app, cert.pem if cert else None, peer, headers or {})
         return TestClient(app, base_url=ISSUER[environment])
 
     def post(
@@ -424,34 +432,49 @@ def test_empty_scope_request_gets_every_granted_scope(world: World, scope: str |
     assert resp.json()["scope"] == "RessourceIR RessourceR2P"
 
 
-# --- behind a trusted proxy (RFC 9440) -----------------------------------------------------
+# --- behind the proxy (RFC 9440) ------------------------------------------------------------
 
 
-def test_certificate_from_a_trusted_proxy_only(world: World) -> None:
+def test_certificate_from_the_proxy_channel_only(world: World) -> None:
     partner = world.partner(["client_secret_basic"])
     der = partner.cert.cert.public_bytes(Encoding.DER)
     header = {"Client-Cert": ":" + base64.b64encode(der).decode() + ":"}
     auth = (partner.client_id, partner.secret or "")
     form = {"grant_type": "client_credentials"}
-    via_proxy = world.http(None, peer=PROXY, headers=header).post("/token", data=form, auth=auth)
+    via_proxy = world.http(None, headers=header, proxy_channel=True).post(
+        "/token", data=form, auth=auth
+    )
     assert via_proxy.status_code == 200, via_proxy.text
     claims = claims_of(world, via_proxy.json()["access_token"])
     assert claims["cnf"]["x5t#S256"] == partner.cert.thumbprint
     # nginx's $ssl_client_escaped_cert form
     escaped = {"Client-Cert": quote(partner.cert.pem)}
     assert (
-        world.http(None, peer=PROXY, headers=escaped)
+        world.http(None, headers=escaped, proxy_channel=True)
         .post("/token", data=form, auth=auth)
         .status_code
         == 200
     )
-    # the same header from anyone else is ignored: no certificate
-    spoofed = world.http(None, peer="192.0.2.7", headers=header).post(
-        "/token", data=form, auth=auth
-    )
-    assert_oauth_error(spoofed, 401, "invalid_client")
-    garbage = world.http(None, peer=PROXY, headers={"Client-Cert": ":AAAA:"})
+    # over TCP the header is ignored, even from a GUICHET_TRUSTED_PROXIES address (issue 12)
+    for peer in (PROXY, "192.0.2.7", "127.0.0.1"):
+        spoofed = world.http(None, peer=peer, headers=header).post("/token", data=form, auth=auth)
+        assert_oauth_error(spoofed, 401, "invalid_client")
+    garbage = world.http(None, headers={"Client-Cert": ":AAAA:"}, proxy_channel=True)
     assert_oauth_error(garbage.post("/token", data=form, auth=auth), 401, "invalid_client")
+
+
+def test_a_certificate_from_the_handshake_wins_over_a_forwarded_one(world: World) -> None:
+    partner = world.partner(["tls_client_auth"])
+    other = world.partner(["tls_client_auth"])
+    der = other.cert.cert.public_bytes(Encoding.DER)
+    header = {"Client-Cert": ":" + base64.b64encode(der).decode() + ":"}
+    form = {"grant_type": "client_credentials", "client_id": partner.client_id}
+
+    resp = world.http(partner.cert, headers=header, proxy_channel=True).post("/token", data=form)
+
+    assert resp.status_code == 200, resp.text
+    claims = claims_of(world, resp.json()["access_token"])
+    assert claims["cnf"]["x5t#S256"] == partner.cert.thumbprint
 
 
 # --- introspection and revocation ----------------------------------------------------------

@@ -400,6 +400,39 @@ def test_history_pages(world: World) -> None:
     assert history.page(world.runtime.master.pseudonym(LEROY), 1).total == 0
 
 
+def test_a_ficoba_search_reads_with_its_search_type(world: World) -> None:
+    """Issue 14: the citizen reads which of API FICOBA's search types was run about them."""
+    subject = world.runtime.master.pseudonym(DUBOIS)
+    entry = JournalEntry(
+        id=uuid.uuid4(),
+        at=utc("2026-07-14T09:00:00"),
+        environment="sandbox",
+        correlation_id=str(uuid.uuid4()),
+        partner_id=None,
+        habilitation_id=world.partner_a,
+        client_id="c" * 16,
+        api="ficoba",
+        operation="POST ficoba_verif_iban",
+        source_ip="127.0.0.1",
+        cert_thumbprint=None,
+        subject=subject,
+        data_scopes=["ficoba_verification_iban"],
+        outcome="ok",
+        http_status=200,
+        latency_ms=1.5,
+        search_type="verification_iban_personne_physique",
+        subjects=[subject],
+    )
+    JournalWriter(world.runtime.session_factory).append_sync(entry)
+    history = ExchangeHistory(world.runtime.session_factory)
+    (exchange,) = [e for e in history.all(subject) if e.record_id == str(entry.id)]
+    assert exchange.operation == (
+        "Vérification du titulaire d'un IBAN (fichier FICOBA) — type de recherche "
+        "« vérification IBAN personne physique »"
+    )
+    assert exchange.data == ("Vérification que vous êtes titulaire d'un IBAN",)
+
+
 # --- refusals -----------------------------------------------------------------------------
 
 

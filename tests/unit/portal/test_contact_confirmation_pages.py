@@ -21,6 +21,7 @@ from guichet.db import transaction
 from guichet.habilitation.request_models import HabilitationRequest, RequestStatus
 from guichet.mail.outbox import Outbox
 from guichet.pki import ensure_local_pki, issue_client_certificate
+from tests.support.second_factor import finish_sign_in
 from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
 from tests.unit.habilitation.support import World, make_world, new_complete_request
 from tests.unit.portal.conftest import csrf_of, newest_link
@@ -59,6 +60,7 @@ def sign_in(client: TestClient, email: str) -> None:
         data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(client, "/connexion")},
     )
     assert answer.status_code == 303, answer.text
+    finish_sign_in(client, answer, email)
 
 
 def test_the_controller_confirms_from_the_mail_and_the_request_is_submitted(

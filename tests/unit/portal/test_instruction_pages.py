@@ -29,6 +29,7 @@ from guichet.habilitation.request_models import (
     SecurityCommitment,
 )
 from guichet.mail.outbox import Outbox
+from tests.support.second_factor import finish_sign_in
 from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
 from tests.unit.habilitation.support import (
     SIRET_A,
@@ -356,6 +357,17 @@ def test_the_instructor_lands_on_the_queue_which_names_the_filing_organisation(
         "/connexion",
         data={"email": EMAILS["instructor"], "password": PASSWORD, "csrf_token": csrf(browser)},
     )
+    # Staff enrol a second factor first (issue 14, C4); the page after leads to the queue,
+    # and so does every later sign-in once the factor is given.
+    assert answer.headers["location"] == "/second-facteur/ajout"
+    assert 'href="/instruction"' in finish_sign_in(browser, answer, EMAILS["instructor"]).text
+    browser.cookies.clear()
+    answer = browser.post(
+        "/connexion",
+        data={"email": EMAILS["instructor"], "password": PASSWORD, "csrf_token": csrf(browser)},
+    )
+    assert answer.headers["location"] == "/connexion/second-facteur"
+    answer = finish_sign_in(browser, answer, EMAILS["instructor"])
     assert answer.headers["location"] == "/instruction"
     queue = browser.get("/instruction").text
     for shown in ["Ville A", SIRET_A, "Organisation", "SIRET", "Ancienneté", "0 jour"]:

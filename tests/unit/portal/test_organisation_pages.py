@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from guichet.accounts.models import OrganisationInvitation
 from guichet.clock import FrozenClock
 from guichet.mail.outbox import Outbox
+from tests.support.second_factor import finish_sign_in
 from tests.unit.accounts.conftest import PASSWORD
 from tests.unit.portal.conftest import csrf_of, newest_link, sign_up_data
 
@@ -48,6 +49,8 @@ def sign_in(client: TestClient, email: str, suite: str = "") -> str:
         },
     )
     assert answer.status_code == 303, answer.text
+    # Staff give their second factor (issue 14, C4), enrolled on their first sign-in.
+    finish_sign_in(client, answer, email)
     return str(answer.headers["location"])
 
 

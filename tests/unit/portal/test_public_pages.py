@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
@@ -68,3 +72,19 @@ def test_citizen_pages_offer_no_partner_sign_in(client: TestClient) -> None:
     citizen = client.get("/mes-donnees").text
     assert 'class="fr-btn fr-icon-lock-line" href="/connexion"' not in citizen
     assert 'href="/inscription"' not in citizen
+
+
+def test_a_failure_is_a_french_design_system_500(portal: Starlette) -> None:
+    async def broken(_: Request) -> Response:
+        raise RuntimeError("détail interne à ne pas montrer")
+
+    portal.router.routes.insert(0, Route("/panne", broken))
+    with TestClient(portal, raise_server_exceptions=False, client=("127.0.0.1", 50000)) as c:
+        page = c.get("/panne")
+    assert page.status_code == 500
+    assert "<h1>Erreur technique</h1>" in page.text
+    assert "Réessayez dans quelques minutes." in page.text
+    assert 'class="fr-header"' in page.text
+    assert 'class="fr-footer"' in page.text
+    assert "détail interne" not in page.text
+    assert "RuntimeError" not in page.text

@@ -28,8 +28,9 @@ from guichet.habilitation.request_models import (
     RequestStatus,
 )
 from guichet.oauth.models import Client
-from guichet.pki import ensure_local_pki, issue_client_certificate
+from guichet.pki import ensure_local_pki, issue_client_certificate, self_signed_certificate
 from guichet.secrets import MasterSecret, check_secret
+from tests.support.second_factor import finish_sign_in
 from tests.unit.accounts.conftest import FAST_HASHER, PASSWORD
 from tests.unit.habilitation.support import (
     PDF,
@@ -91,6 +92,8 @@ def sign_in(client: TestClient, who: str) -> None:
         data={"email": EMAILS[who], "password": PASSWORD, "csrf_token": csrf(client)},
     )
     assert answer.status_code == 303, answer.text
+    # Staff give their second factor (issue 14, C4), enrolled on their first sign-in.
+    finish_sign_in(client, answer, EMAILS[who])
 
 
 def post(client: TestClient, path: str, page: str, data: dict[str, object], **kw: object):  # type: ignore[no-untyped-def]
@@ -115,30 +118,96 @@ def submitted_request(
     return request_id
 
 
-def test_partner_files_a_request_block_by_block(
+def test_partner_files_a_request_step_by_step(
     browser: TestClient, world: World, cert_pem: str, tmp_path: Path
 ) -> None:
     sign_in(browser, "applicant")
     listing = browser.get("/demandes")
     assert listing.status_code == 200
     assert "Aucune demande" in listing.text
+    assert "API FICOBA" in listing.text  # the API is chosen when the request starts
     created = post(browser, "/demandes", "/demandes", {"api": "impot_particulier"})
     assert created.status_code == 303
-    page_url = created.headers["location"]
-    assert re.fullmatch(r"/demandes/[0-9a-f-]{36}", page_url)
+    step_one = created.headers["location"]
+    assert re.fullmatch(r"/demandes/[0-9a-f-]{36}/etapes/1", step_one)
+    page_url = step_one.removesuffix("/etapes/1")
 
-    # A block saved incomplete: the error sits next to its field, tied by aria-describedby.
-    saved = post(browser, f"{page_url}/blocs/basics", page_url, {"demarche": "Quotient"})
+    # One block per page, in the DSFR stepper; nothing is in error before it is checked.
+    first = browser.get(step_one).text
+    assert 'class="fr-stepper"' in first
+    assert "Étape 1 sur 7" in first
+    assert "Étape suivante :</span> Cadre juridique" in first
+    assert 'id="f-basics-description" name="description"' in first
+    assert "Précédent" not in first
+    # Saved on "Suivant" though incomplete: the next step follows, the value is kept.
+    saved = post(browser, f"{page_url}/blocs/basics", step_one, {"demarche": "Quotient"})
     assert saved.status_code == 303
-    page = browser.get(page_url).text
-    assert 'id="f-basics-description" name="description"' in page
-    assert 'aria-invalid="true" aria-describedby="f-basics-description-messages"' in page
+    assert saved.headers["location"] == f"{page_url}/etapes/2"
+    # The draft is resumed from the list, at its first step not complete.
+    drafts = browser.get("/demandes").text
+    assert "0 étape complète sur 7" in drafts
+    assert f'href="{page_url}/etapes/1"' in drafts
+    again = browser.get(step_one).text
+    assert 'value="Quotient"' in again
+    assert 'aria-invalid="true"' not in again
+    # Asked from the summary, the step shows its errors next to each field.
+    checked = browser.get(f"{step_one}?verifier=1").text
+    assert 'aria-invalid="true" aria-describedby="f-basics-description-messages"' in checked
     assert re.search(
         r'id="f-basics-description-messages"[^>]*>\s*<p class="fr-message fr-message--error">'
         r"Description de la démarche : champ obligatoire",
-        page,
+        checked,
     )
-    assert 'value="Quotient"' in page
+    # "Précédent" saves too, and "Enregistrer le brouillon" stays on the step.
+    back = post(
+        browser,
+        f"{page_url}/blocs/legal",
+        f"{page_url}/etapes/2",
+        {"reference": "Délibération", "aller": "precedent"},
+    )
+    assert back.headers["location"] == step_one
+    assert 'value="Délibération"' in browser.get(f"{page_url}/etapes/2").text
+    stay = post(browser, f"{page_url}/blocs/legal", step_one, {"aller": "rester"})
+    assert stay.headers["location"] == f"{page_url}/etapes/2"
+    # A refused character: the step again, as typed (the character left out), the error next
+    # to its field; what was saved before is untouched.
+    refused = post(
+        browser,
+        f"{page_url}/blocs/basics",
+        step_one,
+        {"demarche": "Quotient familial", "description": "Une\x07 description"},
+    )
+    assert refused.status_code == 400
+    assert "Étape 1 sur 7" in refused.text
+    assert 'value="Quotient familial"' in refused.text
+    assert "Une description" in refused.text
+    assert 'id="f-basics-description-messages"' in refused.text
+    assert "caractère invisible non autorisé" in refused.text
+
+    # The perimeter: each choice with its justification next to it, before any save.
+    perimeter = browser.get(f"{page_url}/etapes/3").text
+    assert 'id="f-perimeter-data_scopes-dgfip_rfr"' in perimeter
+    assert 'id="f-perimeter-labels-dgfip_rfr"' in perimeter
+    # A refused justification: the error sits next to it, the choices stay as typed.
+    typo = post(
+        browser,
+        f"{page_url}/blocs/perimeter",
+        step_one,
+        {
+            "data_scopes": ["dgfip_rfr", "dgfip_nbpart"],
+            "justification_dgfip_rfr": "Le \x0b RFR",
+            "justification_dgfip_nbpart": "Le nombre de parts divise le RFR.",
+        },
+    )
+    assert typo.status_code == 400
+    assert "Étape 3 sur 7" in typo.text
+    assert re.search(
+        r'id="f-perimeter-data_scopes-dgfip_rfr-messages"[^>]*>\s*<p class="fr-message '
+        r'fr-message--error">Ce champ contient un caractère invisible',
+        typo.text,
+    )
+    assert 'id="scope-dgfip_nbpart" name="data_scopes" value="dgfip_nbpart" checked' in typo.text
+    assert "Le nombre de parts divise le RFR." in typo.text
 
     blocks = {
         "basics": {"demarche": "Quotient familial", "description": "d", "intended_use": "u"},
@@ -167,35 +236,43 @@ def test_partner_files_a_request_block_by_block(
         },
     }
     for block, values in blocks.items():
-        answer = post(browser, f"{page_url}/blocs/{block}", page_url, values)
+        answer = post(browser, f"{page_url}/blocs/{block}", step_one, values)
         assert answer.status_code == 303, (block, answer.text)
+    # The last step leads to the summary.
+    assert answer.headers["location"] == f"{page_url}#recapitulatif"
 
-    # The legal text: a PNG is refused at the field; a PDF is kept and shown.
+    # The legal text: a PNG is refused at the field, the text typed kept; a PDF is kept.
     legal = {"nature": "deliberation", "reference": "Délibération du 1er décembre", "url": ""}
     png = post(
         browser,
         f"{page_url}/blocs/legal",
-        page_url,
+        step_one,
         {**legal, "local_authority": "1"},
         files={"document": ("../../etc/passwd.pdf", b"\x89PNG\r\n\x1a\n....", "application/pdf")},
     )
     assert png.status_code == 400
     assert 'id="f-legal-document_id-messages"' in png.text
     assert "Seuls les documents PDF sont acceptés" in png.text
+    assert 'value="Délibération du 1er décembre"' in png.text
     pdf = post(
         browser,
         f"{page_url}/blocs/legal",
-        page_url,
+        step_one,
         {**legal, "local_authority": "1"},
         files={"document": ("../../délibération.pdf", PDF, "application/pdf")},
     )
     assert pdf.status_code == 303
-    page = browser.get(page_url).text
-    assert "délibération.pdf" in page
-    assert "Certificat enregistré" in page
-    assert "Empreinte SHA-256" in page
+    assert "délibération.pdf" in browser.get(f"{page_url}/etapes/2").text
+    technical = browser.get(f"{page_url}/etapes/7").text
+    assert "Certificat enregistré" in technical
+    assert "Empreinte SHA-256" in technical
     assert not list((tmp_path / "uploads").glob("*passwd*"))
 
+    # The summary: every step's state and values, then the terms and the submission.
+    summary = browser.get(page_url).text
+    assert "7 étapes complètes sur 7" in summary
+    assert "Quotient familial" in summary
+    assert f'href="{page_url}/etapes/3"' in summary
     # Submitting before accepting the terms: every missing piece is listed, nothing moves.
     early = post(browser, f"{page_url}/soumettre", page_url, {})
     assert early.status_code == 400
@@ -212,8 +289,9 @@ def test_partner_files_a_request_block_by_block(
     page = browser.get(page_url).text
     assert "Soumise" in page
     assert "Demande soumise" in page
-    # Submitted: the blocks are no longer forms.
+    # Submitted: no step is a form any more.
     assert f'action="{page_url}/blocs/basics"' not in page
+    assert browser.get(step_one).headers["location"] == page_url
     assert "Soumise" in browser.get("/demandes").text
 
 
@@ -410,7 +488,11 @@ def test_production_step_from_a_validated_sandbox_request(
     assert started.status_code == 303
     production = browser.get(started.headers["location"]).text
     assert "Prérequis de la production encore manquants" in production
-    assert "Attestation d'homologation" in production
+    # The production step is the eighth, after the sandbox's seven.
+    assert "8. Prérequis de la production" in production
+    step = browser.get(f"{started.headers['location']}/etapes/8").text
+    assert "Étape 8 sur 8" in step
+    assert "Attestation d'homologation" in step
     # Submitting without the attestation is refused, field by field.
     refused = post(
         browser, f"{started.headers['location']}/soumettre", started.headers["location"], {}
@@ -675,3 +757,87 @@ def test_the_technical_contact_renews_the_secret_and_collects_it_once(
         assert check_secret(secret.group(1), client.secret_hash)
     assert secret.group(1) not in browser.get("/habilitations").text
     assert "Secret renouvelé" in browser.get("/habilitations").text
+
+
+def test_partner_files_a_ficoba_request_and_its_certificate_must_be_trusted(
+    browser: TestClient, world: World, cert_pem: str, clock: FrozenClock
+) -> None:
+    """Issue 14: API FICOBA's form in the same steps (search types with their purpose,
+    derogation, volumes, agents); a self-signed certificate is refused in French."""
+    sign_in(browser, "applicant")
+    created = post(browser, "/demandes", "/demandes", {"api": "ficoba"})
+    assert created.status_code == 303
+    page_url = created.headers["location"].removesuffix("/etapes/1")
+    perimeter = browser.get(f"{page_url}/etapes/3").text
+    assert "API FICOBA" in perimeter
+    assert "Étape 3 sur 7" in perimeter
+    # The eleven search types in words, each with its purpose next to it.
+    for words in (
+        "Personne physique",
+        "Vérification IBAN personne morale",
+        "Multi-détention SIRET",
+    ):
+        assert f">{words}</label>" in perimeter
+    assert 'id="f-perimeter-search_types-multi_detention_siret"' in perimeter
+    assert "agents habilités à consulter FICOBA" in perimeter
+    assert "article 103 du livre des procédures fiscales" in perimeter
+    assert "dgfip_" not in perimeter
+    technical = browser.get(f"{page_url}/etapes/7").text
+    assert "un certificat autosigné est refusé" in technical
+    assert "Nombre de dossiers par an" not in technical  # Impôt Particulier's
+
+    own, _key = self_signed_certificate("ficoba client", 365, clock.now())
+    blocks: dict[str, dict[str, object]] = {
+        "basics": {"demarche": "Recouvrement", "description": "d", "intended_use": "u"},
+        "legal": {"nature": "loi", "reference": "Article L. 262 du LPF", "url": "https://x.fr/t"},
+        "perimeter": {
+            "search_types": ["personne_physique", "multi_detention_siret"],
+            "purpose_personne_physique": "Retrouver les comptes d'un débiteur.",
+            "purpose_multi_detention_siret": "Contrôler les livrets d'une entreprise.",
+            "secrecy_derogation": "Article L. 135 ZC du LPF",
+            "annual_searches": "12000",
+            "daily_peak": "100",
+            "agents_count": "3",
+            "agents_description": "Trois agents du recouvrement, habilités par arrêté.",
+        },
+        "recipients": {"services": "Service du recouvrement"},
+        "personal_data": {"retention_months": "12"},
+        "contacts": {
+            "controller_name": "Le maire",
+            "controller_email": "maire@ville-a.fr",
+            "technical_name": "Technique",
+            "technical_email": EMAILS["technical"],
+        },
+        "technical": {
+            "ip_ranges": "127.0.0.1/32",
+            "certificate_pem": own.decode(),
+            "volumetry_per_minute": "20",
+        },
+    }
+    for block, values in blocks.items():
+        answer = post(browser, f"{page_url}/blocs/{block}", page_url, values)
+        assert answer.status_code == 303, (block, answer.text)
+    post(browser, f"{page_url}/cgu", page_url, {"version": "ficoba-2025-11", "accept": "1"})
+    summary = browser.get(page_url).text
+    assert "6 étapes complètes sur 7" in summary
+    assert "Finalité de la recherche « multi-détention SIRET »" in summary
+    assert "Contrôler les livrets d&#39;une entreprise." in summary
+    refused = post(browser, f"{page_url}/soumettre", page_url, {})
+    assert refused.status_code == 400
+    assert "autosigné n&#39;est pas accepté pour l&#39;API FICOBA" in refused.text
+    assert f'href="{page_url}/etapes/7?verifier=1#f-technical-certificate_pem"' in refused.text
+
+    # A certificate from the authority the gateways trust: submitted.
+    fixed = post(
+        browser,
+        f"{page_url}/blocs/technical",
+        page_url,
+        {**blocks["technical"], "certificate_pem": cert_pem},
+    )
+    assert fixed.status_code == 303
+    assert (
+        "Autorité reconnue par le guichet</dt><dd>oui" in browser.get(f"{page_url}/etapes/7").text
+    )
+    done = post(browser, f"{page_url}/soumettre", page_url, {})
+    assert done.status_code == 303, done.text
+    assert "Soumise" in browser.get(page_url).text

@@ -45,6 +45,14 @@ def test_every_form_route_is_known() -> None:
         "/mon-organisation/membres/retirer",
         "/invitation",
         "/invitation/accepter",
+        # The second factor (issue 14, C4).
+        "/connexion/second-facteur/code",
+        "/connexion/second-facteur/cle",
+        "/connexion/second-facteur/secours",
+        "/second-facteur/ajout/code",
+        "/second-facteur/ajout/cle",
+        "/mon-compte/second-facteur/retrait",
+        "/mon-compte/second-facteur/codes-de-secours",
     }
 
 
@@ -53,7 +61,7 @@ def test_every_post_refuses_a_bad_csrf_token(
     portal: Starlette, client: TestClient, with_token: str
 ) -> None:
     paths = post_paths(portal)
-    assert len(paths) == 25
+    assert len(paths) == 35  # 25, the second factor's seven, the Agents page's three
     csrf = csrf_of(client, "/connexion")
     with TestClient(portal) as other:
         other_csrf = csrf_of(other, "/connexion")

@@ -30,7 +30,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final
 
 from starlette.requests import Request
 
@@ -231,7 +231,7 @@ class FcIrOperation:
         self._gate = gate
         self._spi_mode = IrOperation(deps, resource)
 
-    def parse(self, request: Request) -> FcParams:
+    def parse(self, request: Request, body: Any = None) -> FcParams:
         annrev = None
         if self.resource is not Resource.DEUXANS:
             annrev = parse_annrev(request.path_params.get("annrev"))

@@ -119,7 +119,7 @@ class IrOperation:
         self._deps = deps
         self.resource = resource
 
-    def parse(self, request: Request) -> IrParams:
+    def parse(self, request: Request, body: Any = None) -> IrParams:
         spi = parse_spi(request.path_params.get("spi"))
         if self.resource is Resource.DEUXANS:
             return IrParams(spi, None)

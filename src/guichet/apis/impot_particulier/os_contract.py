@@ -143,7 +143,7 @@ class OsOperation:
         self._gate = gate
         self._spi_mode = IrOperation(deps, Resource.ASSIETTES)
 
-    def parse(self, request: Request) -> FcParams:
+    def parse(self, request: Request, body: Any = None) -> FcParams:
         return FcParams(federation_token(request), parse_annee(request.path_params.get("annee")))
 
     def authorize(self, ctx: CallContext, params: FcParams) -> None:

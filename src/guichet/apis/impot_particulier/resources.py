@@ -282,7 +282,7 @@ class SpiYearOperation:
         self._deps = deps
         self.resource = resource
 
-    def parse(self, request: Request) -> SpiYearParams:
+    def parse(self, request: Request, body: Any = None) -> SpiYearParams:
         if self.resource.spi_codeapp is None:
             spi = parse_spi(request.path_params.get("spi"))
         else:
@@ -350,7 +350,7 @@ class FcYearOperation:
         self._gate = gate
         self._spi_mode = SpiYearOperation(deps, resource)
 
-    def parse(self, request: Request) -> FcParams:
+    def parse(self, request: Request, body: Any = None) -> FcParams:
         return FcParams(federation_token(request), parse_annrev(request.path_params.get("annrev")))
 
     def authorize(self, ctx: CallContext, params: FcParams) -> None:
@@ -411,7 +411,7 @@ class LepOperation:
     def __init__(self, deps: ApiDeps) -> None:
         self._deps = deps
 
-    def parse(self, request: Request) -> LepParams:
+    def parse(self, request: Request, body: Any = None) -> LepParams:
         path = request.path_params
         with codeapp(CODEAPP_SPI):
             spi = parse_spi(path.get("spi"))

@@ -391,7 +391,7 @@ class PersonneSpi(_R2pOperation):
     """``GET /personne/spi`` (RechercheParEtatCivil): the SPI of the one person with this
     état civil."""
 
-    def parse(self, request: Request) -> Search:
+    def parse(self, request: Request, body: Any = None) -> Search:
         return parse_search(request.query_params, with_address=False)
 
     async def fetch(self, ctx: CallContext, params: Search) -> ApiResponse:
@@ -404,7 +404,7 @@ class PersonneRecherche(_R2pOperation):
     """``GET /personne`` (RechercheParCriteres): the one person matching the état civil and
     the address filters."""
 
-    def parse(self, request: Request) -> Search:
+    def parse(self, request: Request, body: Any = None) -> Search:
         return parse_search(request.query_params, with_address=True)
 
     async def fetch(self, ctx: CallContext, params: Search) -> ApiResponse:
@@ -419,7 +419,7 @@ class Personne(_R2pOperation):
     """``GET /personne/{spi}`` (RechercheParSPI): one person's identifier, état civil and
     address."""
 
-    def parse(self, request: Request) -> SpiParams:
+    def parse(self, request: Request, body: Any = None) -> SpiParams:
         return SpiParams(parse_spi(request.path_params.get("spi")))
 
     async def fetch(self, ctx: CallContext, params: SpiParams) -> ApiResponse:

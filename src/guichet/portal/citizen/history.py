@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from guichet.catalog.products import OFFERS_OF_SERVICE, PRODUCTS
+from guichet.catalog.vocabulary import search_type_name
 from guichet.errors import GuichetError
 from guichet.federation.consent import CATALOGUE_LABELS
 from guichet.habilitation import queries as habilitations
@@ -31,6 +32,10 @@ OTHER_DATA_LABELS: Final = {
     "r2p_identifiant": "Numéro fiscal (SPI)",
     "r2p_etat_civil": "État civil (noms, prénoms, date et lieu de naissance)",
     "r2p_adresse": "Adresse",
+    "ficoba_comptes": "Vos comptes bancaires (établissement, guichet, titulaires, mandataires, "
+    "bénéficiaires effectifs, coffres-forts)",
+    "ficoba_verification_iban": "Vérification que vous êtes titulaire d'un IBAN",
+    "ficoba_multi_detention": "Vos livrets et comptes réglementés ouverts (multi-détention)",
 }
 _IR_RESOURCE_LABELS: Final = {
     "ir_assiettes": "Situation à l'impôt sur le revenu d'une année",
@@ -59,8 +64,26 @@ OPERATION_LABELS: Final = {
     "r2p_personne_spi": "Recherche de votre numéro fiscal à partir de votre état civil",
     "r2p_personne_recherche": "Recherche d'une personne par son état civil",
     "r2p_personne": "Lecture de votre état civil et de votre adresse",
+    "ficoba_num_cpte": "Recherche d'un compte bancaire par son IBAN (fichier FICOBA)",
+    "ficoba_siret_siren": "Recherche des comptes bancaires d'une entreprise (fichier FICOBA)",
+    "ficoba_spi": "Recherche de vos comptes bancaires à partir de votre numéro fiscal "
+    "(fichier FICOBA)",
+    "ficoba_per_phy": "Recherche des comptes bancaires d'une personne par son état civil "
+    "(fichier FICOBA)",
+    "ficoba_per_pro": "Recherche des comptes bancaires d'une personne morale (fichier FICOBA)",
+    "ficoba_multi_det": "Recherche des livrets et comptes réglementés détenus (fichier FICOBA)",
+    "ficoba_verif_iban": "Vérification du titulaire d'un IBAN (fichier FICOBA)",
+    "ficoba_etat_sante": "État de santé de l'API FICOBA",
     "unknown": "Adresse inconnue de la passerelle",
 }
+
+
+def _operation(name: str, search_type: str | None) -> str:
+    """The operation in words; an API FICOBA search with its search type (issue 14)."""
+    label = OPERATION_LABELS.get(name, name)
+    if search_type:
+        label = f"{label} — type de recherche « {search_type_name(search_type)} »"
+    return label
 
 
 def _error_titles() -> dict[str, str]:
@@ -170,7 +193,7 @@ class ExchangeHistory:
             partner=partner,
             demarche=demarche,
             api=product.name if product else (record.api or "API inconnue"),
-            operation=OPERATION_LABELS.get(op_name, op_name),
+            operation=_operation(op_name, record.search_type),
             data=tuple(
                 CATALOGUE_LABELS.get(s) or OTHER_DATA_LABELS.get(s) or s for s in record.data_scopes
             )

@@ -10,7 +10,8 @@ and map its answer to a page; a domain error becomes a readable page
 - ``views``: a request as its pages show it;
 - ``forms``: a block's form read by the block's model;
 - ``listing``: my requests, a new one, a request's page, its documents;
-- ``editing``: saving a block, accepting the terms, a contact's link again;
+- ``steps``: one step of the request (a block per page, « Étape n sur N »);
+- ``editing``: saving a step and moving on, accepting the terms, a contact's link again;
 - ``submission``: submitting, the production step, archiving;
 - ``habilitations``: my habilitations and their last calls, update, notice, new secret;
 - ``credentials``: the technical contact's secrets, shown once.
@@ -30,6 +31,7 @@ from guichet.portal.requests.habilitations import (
 )
 from guichet.portal.requests.listing import document, my_requests, new_request, request_page
 from guichet.portal.requests.pages import HabilitationPortal
+from guichet.portal.requests.steps import step_page
 from guichet.portal.requests.submission import archive, start_production, submit
 
 __all__ = ["ROUTES", "HabilitationPortal"]
@@ -38,6 +40,7 @@ ROUTES = [
     Route("/demandes", my_requests, methods=["GET"]),
     Route("/demandes", new_request, methods=["POST"]),
     Route("/demandes/{request_id}", request_page, methods=["GET"]),
+    Route("/demandes/{request_id}/etapes/{number}", step_page, methods=["GET"]),
     Route("/demandes/{request_id}/blocs/{block}", save_block, methods=["POST"]),
     Route("/demandes/{request_id}/cgu", accept_terms, methods=["POST"]),
     Route("/demandes/{request_id}/soumettre", submit, methods=["POST"]),

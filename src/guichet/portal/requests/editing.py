@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +27,7 @@ from guichet.portal.requests.forms import (
     parse_block_form,
     put,
     read_upload,
+    typed_block_form,
     upload_of,
 )
 from guichet.portal.requests.pages import (
@@ -37,15 +38,40 @@ from guichet.portal.requests.pages import (
     portal_of,
     signed_in,
 )
-from guichet.portal.requests.views import render_with_errors
+from guichet.portal.requests.views import render_step, render_with_errors, steps_of
 from guichet.portal.web import MAX_FORM_BODY, TextInvalid, csrf_protected, deps, field, redirect
+
+# Where "Précédent", "Suivant" and "Enregistrer le brouillon" lead once the step is saved.
+MOVES: Final = {"precedent": -1, "suivant": 1, "rester": 0}
+
+
+# A form input's name → its field's path in the block (where its error is shown).
+_GROUPED: Final = (
+    ("justification_", "data_scopes."),
+    ("label_", "labels."),
+    ("purpose_", "search_types."),
+    ("homologation_", "homologation."),
+    ("questionnaire_", "questionnaire."),
+    *((f"{role}_", f"{role}.") for role in ("controller", "dpo", "technical")),
+)
+
+
+def field_path(block: Block, name: str) -> str:
+    """``justification_dgfip_rfr`` → ``perimeter.data_scopes.dgfip_rfr``, and so on."""
+    for prefix, group in _GROUPED:
+        if name.startswith(prefix):
+            return f"{block.value}.{group}{name.removeprefix(prefix)}"
+    return f"{block.value}.{name}"
 
 
 async def _save_block(request: Request, form: FormData, _: Any) -> Response:
-    """The block's form, read by the model of the request's API, saved with its documents;
-    a refused text or document shows the request again with the error next to its field."""
+    """A step of the request: its block's form, read by the model of the request's API, saved
+    with its documents (as a draft: incomplete is fine), then the previous step, the next or
+    the summary. A refused text or document shows the step again as it was typed, with the
+    error next to its field: nothing typed is lost."""
     request_id = parse_id(request.path_params["request_id"])
     block = parse_block(request.path_params["block"])
+    move = MOVES.get(field(form, "aller", 20), 1)
     hp = portal_of(request)
     uploads: list[tuple[tuple[str, ...], service.DocumentKind, str, bytes]] = []
     if block is Block.LEGAL and (doc := upload_of(form, "document")):
@@ -60,9 +86,11 @@ async def _save_block(request: Request, form: FormData, _: Any) -> Response:
     pem = None
     if pem_file is not None:
         pem = (await pem_file.read(64 * 1024)).decode("utf-8", "replace").strip()
+    api: list[str] = []
 
-    def work(session: Session, user: User, now: dt.datetime) -> list[FieldError]:
+    def work(session: Session, user: User, now: dt.datetime) -> tuple[Block, ...]:
         found = service.get_request(session, user, request_id)
+        api.append(found.api)
         values = parse_block_form(block, form, found.api)
         if pem is not None:
             put(values, ("certificate_pem",), pem)
@@ -71,24 +99,36 @@ async def _save_block(request: Request, form: FormData, _: Any) -> Response:
                 session, found, user, kind, name, content, uploads_dir=hp.uploads_dir, now=now
             )
             put(values, path, str(doc.id))
-        return service.save_block(session, found, user, block, values, now=now)
+        service.save_block(session, found, user, block, values, now=now, trust_store=hp.trust_store)
+        return steps_of(found)
 
     def refusal(exc: GuichetError) -> Awaitable[Response] | None:
+        if not api:
+            return None
+        typed = typed_block_form(block, form, api[0])
         if isinstance(exc, TextInvalid):
             errors = [
-                FieldError(f"{block.value}.{name}", message) for name, message in exc.errors.items()
+                FieldError(field_path(block, name), message) for name, message in exc.errors.items()
             ]
-            return render_with_errors(
-                request, request_id, errors, exc.status, "Le bloc n'a pas été enregistré."
+            return render_step(
+                request,
+                request_id,
+                block,
+                values=typed,
+                errors=errors,
+                status=exc.status,
+                alert="L'étape n'a pas été enregistrée.",
             )
         if exc.code == "upload_rejected" and uploads:
             path = ".".join((block.value, *uploads[0][0]))
-            return render_with_errors(
+            return render_step(
                 request,
                 request_id,
-                [FieldError(path, exc.detail)],
-                exc.status,
-                "Le document n'a pas été enregistré.",
+                block,
+                values=typed,
+                errors=[FieldError(path, exc.detail)],
+                status=exc.status,
+                alert="Le document n'a pas été enregistré.",
             )
         return None
 
@@ -102,11 +142,10 @@ async def _save_block(request: Request, form: FormData, _: Any) -> Response:
         await run_in_threadpool(
             ContactService(deps(request).accounts).send_for_request, request_id, user_id
         )
-    return redirect(
-        request,
-        f"/demandes/{request_id}?enregistre={block.value}#bloc-{block.value}",
-        notice="block_saved",
-    )
+    number = refused.index(block) + 1 + move
+    if number > len(refused):
+        return redirect(request, f"/demandes/{request_id}#recapitulatif", notice="step_saved")
+    return redirect(request, f"/demandes/{request_id}/etapes/{max(number, 1)}", notice="step_saved")
 
 
 async def _accept_terms(request: Request, form: FormData, _: Any) -> Response:
@@ -132,9 +171,7 @@ async def _accept_terms(request: Request, form: FormData, _: Any) -> Response:
     refused = await in_transaction_or_refusal(request, work, refusal)
     if isinstance(refused, Response):
         return refused
-    return redirect(
-        request, f"/demandes/{request_id}?enregistre=terms#bloc-terms", notice="terms_accepted"
-    )
+    return redirect(request, f"/demandes/{request_id}#conditions", notice="terms_accepted")
 
 
 async def _resend_contact_link(request: Request, _form: FormData, _: Any) -> Response:
@@ -150,9 +187,8 @@ async def _resend_contact_link(request: Request, _form: FormData, _: Any) -> Res
         user_id,
         request.path_params["role"],
     )
-    return redirect(
-        request, f"/demandes/{request_id}?renvoye=1#bloc-contacts", notice="contact_link_sent"
-    )
+    step = 1 + list(Block).index(Block.CONTACTS)
+    return redirect(request, f"/demandes/{request_id}/etapes/{step}", notice="contact_link_sent")
 
 
 # Two documents at most per block, each at most MAX_BYTES, and the block's fields.

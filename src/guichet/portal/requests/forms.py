@@ -14,7 +14,7 @@ from guichet.habilitation.blocks import BlockModel, model_of
 from guichet.habilitation.uploads import MAX_BYTES
 from guichet.habilitation.validation import Block
 from guichet.portal.requests.pages import PageNotFound
-from guichet.portal.web import field
+from guichet.portal.web import FORBIDDEN_MULTILINE, FORBIDDEN_ONE_LINE, field
 
 # Enough for the perimeter block: a justification and a label for each data scope.
 BLOCK_FORM_FIELDS: Final = 150
@@ -43,6 +43,23 @@ class PortalForm:
 
     def values(self, name: str) -> list[str]:
         return [str(v) for v in self._form.getlist(name)]
+
+
+class TypedForm(PortalForm):
+    """The form as typed, for showing it again after a refusal: a character the portal
+    refuses is left out instead of refusing the whole field (the error names the field)."""
+
+    def text(self, name: str, limit: int, *, multiline: bool) -> str:
+        value = self._form.get(name)
+        if not isinstance(value, str):
+            return ""
+        forbidden = FORBIDDEN_MULTILINE if multiline else FORBIDDEN_ONE_LINE
+        return forbidden.sub(" " if not multiline else "", value[:limit])
+
+
+def typed_block_form(block: Block, form: FormData, api: str) -> BlockModel:
+    """The block as the partner typed it, never refused: shown again with its errors."""
+    return model_of(api, block).from_form(TypedForm(form))
 
 
 def parse_block_form(block: Block, form: FormData, api: str) -> BlockModel:

@@ -14,30 +14,51 @@ from starlette.responses import Response
 from guichet.accounts.models import User
 from guichet.application import issuance as service
 from guichet.application.permissions import is_member
+from guichet.catalog.products import PRODUCTS
 from guichet.habilitation import lifecycle
 from guichet.habilitation.errors import RequestNotFound
 from guichet.habilitation.models import Habilitation, HabilitationStatus
-from guichet.habilitation.request_models import HabilitationRequest, RequestStatus
+from guichet.habilitation.request_models import EDITABLE, HabilitationRequest, RequestStatus
+from guichet.habilitation.validation import TERMS_OF_USE, validate_block
 from guichet.portal.requests.pages import in_transaction, parse_id, portal_of
-from guichet.portal.requests.views import FORM_CONTEXT, request_view, summary
+from guichet.portal.requests.views import FORM_CONTEXT, request_view, steps_of, summary
 from guichet.portal.web import csrf_protected, field, redirect, render
 
 
 async def my_requests(request: Request) -> Response:
     def work(session: Session, user: User, now: dt.datetime) -> dict[str, Any]:
-        rows = [summary(r, now) for r in service.list_requests(session, user) if is_member(user, r)]
+        rows = [
+            {**summary(r, now), **draft_progress(r, now)}
+            for r in service.list_requests(session, user)
+            if is_member(user, r)
+        ]
         organisations = [
             (str(m.organisation_id), m.organisation.name)
             for m in sorted(user.memberships, key=lambda m: m.created_at)
         ]
         return {
             "rows": rows,
+            "apis": [(key, PRODUCTS[key].name) for key in TERMS_OF_USE if key in PRODUCTS],
             "organisations": list(dict(organisations).items()),
             "deliveries": len(service.pending_deliveries(session, user)),
         }
 
     view = await in_transaction(request, work)
     return await render(request, "requests/list.html", form=True, **view)
+
+
+def draft_progress(request: HabilitationRequest, now: dt.datetime) -> dict[str, Any]:
+    """A draft's steps complete and the first one to do (to resume it from the list)."""
+    if request.status not in EDITABLE:
+        return {}
+    steps = steps_of(request)
+    saved = request.data or {}
+    complete = [b.value in saved and not validate_block(request, b, now=now) for b in steps]
+    return {
+        "steps_done": sum(complete),
+        "steps_total": len(steps),
+        "resume_at": next((n for n, ok in enumerate(complete, 1) if not ok), None),
+    }
 
 
 async def _new_request(request: Request, form: FormData, _: Any) -> Response:
@@ -56,7 +77,7 @@ async def _new_request(request: Request, form: FormData, _: Any) -> Response:
         return str(created.id)
 
     new_id = await in_transaction(request, work)
-    return redirect(request, f"/demandes/{new_id}", notice="request_created")
+    return redirect(request, f"/demandes/{new_id}/etapes/1", notice="request_created")
 
 
 async def request_page(request: Request) -> Response:

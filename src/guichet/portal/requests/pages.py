@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -111,16 +112,30 @@ class HabilitationPortal:
     master: MasterSecret
     mailer: Mailer | None
     uploads_dir: Path
+    # The authorities partner certificates chain to: the configured trust store, else the
+    # embedded default's local authority (as the gateways read them).
+    trust_files: tuple[Path, ...] = ()
 
     @classmethod
     def from_runtime(cls, runtime: PortalRuntime, mailer: Mailer | None) -> HabilitationPortal:
+        settings = runtime.settings
         return cls(
             runtime.session_factory,
             runtime.clock,
             runtime.master,
             mailer,
-            runtime.settings.data_dir / "uploads",
+            settings.data_dir / "uploads",
+            (settings.client_ca_file or settings.data_dir / "pki" / "ca.crt",),
         )
+
+    @property
+    def trust_store(self) -> list[x509.Certificate]:
+        """Read on each use: the local authority may be created after the portal starts."""
+        found: list[x509.Certificate] = []
+        for path in self.trust_files:
+            if path.is_file():
+                found += x509.load_pem_x509_certificates(path.read_bytes())
+        return found
 
 
 def portal_of(request: Request) -> HabilitationPortal:

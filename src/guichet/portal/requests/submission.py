@@ -18,7 +18,12 @@ from guichet.application import issuance as service
 from guichet.application.permissions import is_member
 from guichet.errors import GuichetError
 from guichet.habilitation.errors import RequestForbidden
-from guichet.portal.requests.pages import in_transaction, in_transaction_or_refusal, parse_id
+from guichet.portal.requests.pages import (
+    in_transaction,
+    in_transaction_or_refusal,
+    parse_id,
+    portal_of,
+)
 from guichet.portal.requests.views import render_with_errors
 from guichet.portal.web import csrf_protected, field, redirect
 
@@ -26,8 +31,11 @@ from guichet.portal.web import csrf_protected, field, redirect
 async def _submit(request: Request, _form: FormData, _: Any) -> Response:
     request_id = parse_id(request.path_params["request_id"])
 
+    trust_store = portal_of(request).trust_store
+
     def work(session: Session, user: User, now: dt.datetime) -> None:
-        service.submit(session, service.get_request(session, user, request_id), user, now=now)
+        found = service.get_request(session, user, request_id)
+        service.submit(session, found, user, now=now, trust_store=trust_store)
 
     def refusal(exc: GuichetError) -> Awaitable[Response] | None:
         if not isinstance(exc, service.RequestInvalid):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
@@ -21,7 +22,7 @@ from guichet.catalog import vocabulary
 from guichet.catalog.products import IR_DATA_SCOPES, PRODUCTS, YEAR_FALLBACK_SCOPE, YEAR_SCOPES
 from guichet.clock import utc
 from guichet.habilitation import queries
-from guichet.habilitation.blocks import Basics
+from guichet.habilitation.blocks import TRUSTED_CERTIFICATE_APIS, Basics, BlockModel
 from guichet.habilitation.diff import FieldChange, flatten, from_json
 from guichet.habilitation.lifecycle import STATUS_LABELS, display_status, implicit_rejection_at
 from guichet.habilitation.models import AccessMode, Environment
@@ -47,6 +48,7 @@ from guichet.portal.requests.pages import (
     ENVIRONMENT_LABELS,
     EVENT_LABELS,
     STATUS_BADGES,
+    PageNotFound,
     age_days,
     error_map,
     in_transaction,
@@ -97,6 +99,7 @@ def summary(request: HabilitationRequest, now: dt.datetime) -> dict[str, Any]:
         "id": str(request.id),
         "demarche": basics.demarche or "(démarche sans nom)",
         "api": PRODUCTS[request.api].name if request.api in PRODUCTS else request.api,
+        "api_key": request.api,
         "environment": ENVIRONMENT_LABELS[request.environment],
         "status": shown.value,
         "status_label": STATUS_LABELS[shown],
@@ -135,16 +138,66 @@ def field_label(path: str) -> str:
     return vocabulary.field_name(path)
 
 
-def readonly_rows(block: str, values: dict[str, Any]) -> list[tuple[str, str]]:
-    """A saved block as the reader sees it: each field's name and value in words."""
+def readonly_rows(
+    block: str, values: dict[str, Any], documents: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """A saved block as the reader sees it: each field's name and value in words (a joined
+    document by its file's name, from ``documents``: id → name)."""
     rows = []
     for key, value in flatten(values).items():
         if key.startswith("certificate.") or key == "certificate_pem":
             continue
         path = f"{block}.{key}"
         name = vocabulary.field_name(path).partition(" — ")[2] or vocabulary.field_name(path)
+        if key.endswith("document_id") and documents and str(value) in documents:
+            value = documents[str(value)]
         rows.append((name, shown(vocabulary.field_value(path, value, VALUE_WORDS))))
     return rows
+
+
+# A step's state on the stepper's side menu and the summary.
+STEP_STATES: Final = {
+    "complete": ("Complète", "fr-badge--success"),
+    "incomplete": ("À compléter", "fr-badge--warning"),
+    "empty": ("Non commencée", "fr-badge--info"),
+}
+
+
+def steps_of(request: HabilitationRequest) -> tuple[Block, ...]:
+    """The request's steps, one block each (the terms are accepted on the summary, before
+    submission): seven in the sandbox, eight in production."""
+    return tuple(b for b in blocks_of(request) if b is not Block.TERMS)
+
+
+def step_rows(
+    request: HabilitationRequest, errors: Mapping[Block, list[FieldError]]
+) -> list[dict[str, Any]]:
+    """Each step: its number, block, label, state and the errors that keep it incomplete."""
+    rows = []
+    for number, block in enumerate(steps_of(request), 1):
+        found = errors.get(block)
+        state = "empty" if found is None else "incomplete" if found else "complete"
+        label, badge = STEP_STATES[state]
+        rows.append(
+            {
+                "number": number,
+                "block": block.value,
+                "label": BLOCK_LABELS[block],
+                "state": state,
+                "state_label": label,
+                "badge": badge,
+                "errors": [(field_label(e.field), e.message, e.field) for e in found or []],
+            }
+        )
+    return rows
+
+
+def next_step(view: Mapping[str, Any]) -> int:
+    """The first step not complete (the summary's, past the last: ``len + 1``)."""
+    for row in view["steps"]:
+        if row["state"] != "complete":
+            return int(row["number"])
+    return len(view["steps"]) + 1
 
 
 def request_view(
@@ -173,16 +226,20 @@ def request_view(
         by_block.setdefault(c.block, []).append(
             {"at": utc(c.at), "who": names.get(c.author_id, "Instruction"), "text": c.text}
         )
+    found_documents = queries.documents_of(session, request.id)
     documents = {
         str(d.id): {"name": d.original_name, "size": d.size, "sha256": d.sha256}
-        for d in queries.documents_of(session, request.id)
+        for d in found_documents
     }
+    document_names = {str(d.id): d.original_name for d in found_documents}
     errors: dict[str, str] = {}
+    by_step: dict[Block, list[FieldError]] = {}
     saved = [b for b in blocks_of(request) if b.value in (request.data or {}) or b is Block.TERMS]
     for block in saved:
         if block is Block.TERMS and request.cgu_version is None:
             continue
-        errors.update(error_map(validate_block(request, block, now=now)))
+        by_step[block] = validate_block(request, block, now=now)
+        errors.update(error_map(by_step[block]))
     terms = TERMS_OF_USE.get(request.api)
     production_child = queries.production_request_of(session, request.id)
     deadline = implicit_rejection_at(request)
@@ -191,10 +248,16 @@ def request_view(
         # The blocks' models (``guichet.habilitation.blocks``), as the templates read them.
         "form": form,
         "flat": {
-            b.value: readonly_rows(b.value, form.block(b).stored() if b is not Block.TERMS else {})
+            b.value: readonly_rows(
+                b.value,
+                form.block(b).stored() if b is not Block.TERMS else {},
+                document_names,
+            )
             for b in blocks_of(request)
         },
         "blocks": [(b.value, BLOCK_LABELS[b]) for b in blocks_of(request)],
+        "steps": step_rows(request, by_step),
+        "step_numbers": {b.value: n for n, b in enumerate(steps_of(request), 1)},
         "editable": request.status in EDITABLE and is_member(user, request),
         "member": is_member(user, request),
         "production": request.environment is Environment.PRODUCTION,
@@ -235,7 +298,60 @@ FORM_CONTEXT: Final[dict[str, Any]] = {
     "data_themes": DATA_THEMES,
     "provider_fields": vocabulary.PROVIDER_FIELDS,
     "contact_roles": [(r, CONTACT_TITLES[r]) for r in CONTACT_ROLES],
+    "search_types": [
+        (kind, label[0].upper() + label[1:])
+        for kind, label in vocabulary.FICOBA_SEARCH_TYPES.items()
+    ],
+    "trusted_certificate_apis": TRUSTED_CERTIFICATE_APIS,
 }
+
+
+async def render_step(
+    request: Request,
+    request_id: uuid.UUID,
+    block: Block,
+    *,
+    values: BlockModel | None = None,
+    errors: list[FieldError] | None = None,
+    verify: bool = False,
+    status: int = 200,
+    alert: str | None = None,
+) -> Response:
+    """One step of the request: its block's form, "Étape n sur N", the steps' states. The
+    block's values are those saved, or ``values`` as typed (a refused save loses nothing);
+    its errors are shown when asked (``verify``, from the summary) or given (``errors``)."""
+
+    def work(session: Session, user: User, now: dt.datetime) -> dict[str, Any]:
+        return request_view(session, user, service.get_request(session, user, request_id), now)
+
+    view = await in_transaction(request, work)
+    blocks = [row["block"] for row in view["steps"]]
+    if block.value not in blocks:
+        raise PageNotFound("Cette étape n'existe pas.")
+    number = blocks.index(block.value) + 1
+    step = view["steps"][number - 1]
+    if errors is not None:
+        shown_errors = error_map(errors)
+    elif verify:
+        shown_errors = {path: message for _, message, path in step["errors"]}
+    else:
+        shown_errors = {}
+    return await render(
+        request,
+        "requests/step.html",
+        status_code=status,
+        form=True,
+        r=view,
+        step=step,
+        total=len(view["steps"]),
+        previous=view["steps"][number - 2] if number > 1 else None,
+        following=view["steps"][number] if number < len(view["steps"]) else None,
+        values=values if values is not None else view["form"].block(block),
+        e=shown_errors,
+        alert=alert,
+        alert_errors=[(field_label(e.field), e.message, e.field) for e in errors or []],
+        **FORM_CONTEXT,
+    )
 
 
 async def render_with_errors(
