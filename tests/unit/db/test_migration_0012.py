@@ -13,56 +13,33 @@ from alembic import command
 from guichet.db import make_engine
 from guichet.db.base import UTCDateTime
 from guichet.db.migrate import alembic_config, upgrade
+from tests.unit.db.old_tables import HABILITATION, JSON, ORGANISATION, table
 
 GONE = "dgfip_ifi_montants"
 
 
-def _table(table: str, **columns: sa.types.TypeEngine[object]) -> sa.TableClause:
-    return sa.table(table, *(sa.column(c, t) for c, t in columns.items()))
-
-
-_org = _table(
-    "organisation", id=sa.Uuid(), siret=sa.String(), name=sa.String(), created_at=UTCDateTime()
-)
-_JSON = sa.JSON()
-_hab = _table(
-    "habilitation",
-    id=sa.Uuid(),
-    organisation_id=sa.Uuid(),
-    environment=sa.String(),
-    demarche=sa.String(),
-    status=sa.String(),
-    apis=_JSON,
-    access_modes=_JSON,
-    data_scopes=_JSON,
-    year_scopes=_JSON,
-    ip_ranges=_JSON,
-    quotas=_JSON,
-    data_labels=_JSON,
-    valid_from=UTCDateTime(),
-    created_at=UTCDateTime(),
-    updated_at=UTCDateTime(),
-)
-_req = _table(
+_org = ORGANISATION
+_hab = HABILITATION
+_req = table(
     "habilitation_request",
     id=sa.Uuid(),
     organisation_id=sa.Uuid(),
     environment=sa.String(),
     api=sa.String(),
     status=sa.String(),
-    data=_JSON,
+    data=JSON,
     created_at=UTCDateTime(),
     updated_at=UTCDateTime(),
 )
-_client = _table(
+_client = table(
     "federation_client",
     client_id=sa.String(),
     kind=sa.String(),
     name=sa.String(),
     secret_hash=sa.String(),
-    redirect_uris=_JSON,
-    post_logout_redirect_uris=_JSON,
-    scopes=_JSON,
+    redirect_uris=JSON,
+    post_logout_redirect_uris=JSON,
+    scopes=JSON,
     sector=sa.String(),
     disabled=sa.Boolean(),
     created_at=UTCDateTime(),

@@ -20,50 +20,26 @@ from guichet.db.migrate import alembic_config, upgrade
 from guichet.demo import PORTAL_CLIENT_NAME
 from tests.conftest import BACKENDS
 from tests.support.postgres import PostgresServer
+from tests.unit.db.old_tables import HABILITATION, JSON, ORGANISATION, table
 
-
-def _table(table: str, **columns: sa.types.TypeEngine[object]) -> sa.TableClause:
-    return sa.table(table, *(sa.column(c, t) for c, t in columns.items()))
-
-
-_JSON = sa.JSON()
 # The tables as they are at revision 0013.
-_org = _table(
-    "organisation", id=sa.Uuid(), siret=sa.String(), name=sa.String(), created_at=UTCDateTime()
-)
-_hab = _table(
-    "habilitation",
-    id=sa.Uuid(),
-    organisation_id=sa.Uuid(),
-    environment=sa.String(),
-    demarche=sa.String(),
-    status=sa.String(),
-    apis=_JSON,
-    access_modes=_JSON,
-    data_scopes=_JSON,
-    year_scopes=_JSON,
-    ip_ranges=_JSON,
-    quotas=_JSON,
-    data_labels=_JSON,
-    valid_from=UTCDateTime(),
-    created_at=UTCDateTime(),
-    updated_at=UTCDateTime(),
-)
-_client = _table(
+_org = ORGANISATION
+_hab = HABILITATION
+_client = table(
     "federation_client",
     client_id=sa.String(),
     kind=sa.String(),
     name=sa.String(),
     secret_hash=sa.String(),
-    redirect_uris=_JSON,
-    post_logout_redirect_uris=_JSON,
-    scopes=_JSON,
+    redirect_uris=JSON,
+    post_logout_redirect_uris=JSON,
+    scopes=JSON,
     sector=sa.String(),
     habilitation_id=sa.Uuid(),
     disabled=sa.Boolean(),
     created_at=UTCDateTime(),
 )
-_declared = _table(
+_declared = table(
     "habilitation_federation_client",
     id=sa.Uuid(),
     habilitation_id=sa.Uuid(),

@@ -21,50 +21,27 @@ from guichet.db.base import UTCDateTime
 from guichet.db.migrate import alembic_config, upgrade
 from tests.conftest import BACKENDS
 from tests.support.postgres import PostgresServer
+from tests.unit.db.old_tables import HABILITATION, JSON, ORGANISATION, table
 
 SHARED = ["ficoba_comptes", "ficoba_multi_detention", "ficoba_verification_iban"]
 
 
-def _table(table: str, **columns: sa.types.TypeEngine[Any]) -> sa.TableClause:
-    return sa.table(table, *(sa.column(c, t) for c, t in columns.items()))
-
-
-_JSON = sa.JSON()
-_org = _table(
-    "organisation", id=sa.Uuid(), siret=sa.String(), name=sa.String(), created_at=UTCDateTime()
-)
-_hab = _table(
-    "habilitation",
-    id=sa.Uuid(),
-    organisation_id=sa.Uuid(),
-    environment=sa.String(),
-    demarche=sa.String(),
-    status=sa.String(),
-    apis=_JSON,
-    access_modes=_JSON,
-    data_scopes=_JSON,
-    year_scopes=_JSON,
-    ip_ranges=_JSON,
-    quotas=_JSON,
-    data_labels=_JSON,
-    valid_from=UTCDateTime(),
-    created_at=UTCDateTime(),
-    updated_at=UTCDateTime(),
-)
-_req = _table(
+_org = ORGANISATION
+_hab = HABILITATION
+_req = table(
     "habilitation_request",
     id=sa.Uuid(),
     organisation_id=sa.Uuid(),
     environment=sa.String(),
     api=sa.String(),
     status=sa.String(),
-    data=_JSON,
+    data=JSON,
     habilitation_id=sa.Uuid(),
     decided_at=UTCDateTime(),
     created_at=UTCDateTime(),
     updated_at=UTCDateTime(),
 )
-_generation = _table("cache_generation", id=sa.Integer(), value=sa.BigInteger())
+_generation = table("cache_generation", id=sa.Integer(), value=sa.BigInteger())
 
 
 @pytest.fixture(params=BACKENDS)
